@@ -1,0 +1,58 @@
+"""The tasks domain: entity, rules, use cases and ports. Standard library only.
+
+from todo_domain import TaskService, NewTask
+"""
+
+from todo_domain.errors import (
+    ChangeTokenExpired,
+    DomainError,
+    FieldError,
+    IdempotencyKeyReused,
+    InvalidQuery,
+    InvalidTask,
+    StorageUnavailable,
+    TaskNotFound,
+    ValidationFailed,
+    VersionConflict,
+)
+from todo_domain.model import UNSET, NewTask, Task, TaskPatch
+from todo_domain.ports import Clock, IdGenerator, TaskRepository, Transaction, UnitOfWork
+from todo_domain.query import Cursor, Page, Sort, SortField, TagCount, TaskQuery
+from todo_domain.service import TaskService
+from todo_domain.system import SystemClock, Uuid7Generator
+from todo_domain.values import Frequency, Priority, Recurrence, Status
+
+__all__ = [
+    "UNSET",
+    "ChangeTokenExpired",
+    "Clock",
+    "Cursor",
+    "DomainError",
+    "FieldError",
+    "Frequency",
+    "IdGenerator",
+    "IdempotencyKeyReused",
+    "InvalidQuery",
+    "InvalidTask",
+    "NewTask",
+    "Page",
+    "Priority",
+    "Recurrence",
+    "Sort",
+    "SortField",
+    "Status",
+    "StorageUnavailable",
+    "SystemClock",
+    "TagCount",
+    "Task",
+    "TaskNotFound",
+    "TaskPatch",
+    "TaskQuery",
+    "TaskRepository",
+    "TaskService",
+    "Transaction",
+    "UnitOfWork",
+    "Uuid7Generator",
+    "ValidationFailed",
+    "VersionConflict",
+]

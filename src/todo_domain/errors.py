@@ -1,0 +1,101 @@
+"""The one error tree of the domain; every adapter and entrypoint speaks in these terms.
+
+DomainError
+├── TaskNotFound            missing, deleted, or owned by someone else (indistinguishable)
+├── ValidationFailed        carries field-level errors
+│   ├── InvalidTask         a task's fields break a rule
+│   ├── InvalidQuery        a list query (filter, sort, cursor, page) is malformed
+│   └── IdempotencyKeyReused  the key was already used with a different request
+├── VersionConflict         expected version differs from the current one
+├── ChangeTokenExpired      a change-feed token is older than the tombstone retention
+└── StorageUnavailable      the store cannot be reached now; retrying later may work
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Self
+
+__all__ = [
+    "ChangeTokenExpired",
+    "DomainError",
+    "FieldError",
+    "IdempotencyKeyReused",
+    "InvalidQuery",
+    "InvalidTask",
+    "StorageUnavailable",
+    "TaskNotFound",
+    "ValidationFailed",
+    "VersionConflict",
+]
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One broken rule: which field, a human sentence, and a stable machine code."""
+
+    field: str
+    message: str
+    code: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class TaskNotFound(DomainError):
+    def __init__(self, task_id: object) -> None:
+        super().__init__(f"task {task_id} was not found")
+        self.task_id = task_id
+
+
+class ValidationFailed(DomainError):
+    """Input that breaks a rule; `errors` names every offending field."""
+
+    def __init__(self, errors: tuple[FieldError, ...] | list[FieldError]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("; ".join(str(e) for e in self.errors))
+
+    @classmethod
+    def one(cls, field: str, message: str, code: str) -> Self:
+        return cls((FieldError(field, message, code),))
+
+
+class InvalidTask(ValidationFailed):
+    pass
+
+
+class InvalidQuery(ValidationFailed):
+    pass
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    def __init__(self) -> None:
+        super().__init__(
+            (
+                FieldError(
+                    "Idempotency-Key",
+                    "was already used with a different request body",
+                    "idempotency_key_reused",
+                ),
+            )
+        )
+
+
+class VersionConflict(DomainError):
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(f"expected version {expected}, but the task is at version {current}")
+        self.expected = expected
+        self.current = current
+
+
+class ChangeTokenExpired(DomainError):
+    def __init__(self) -> None:
+        super().__init__("the change token is older than the tombstone retention; do a full sync")
+
+
+class StorageUnavailable(DomainError):
+    """The store is unreachable, exhausted or timed out; the message never holds secrets."""

@@ -1,0 +1,112 @@
+"""The use cases: each call is one transaction that loads, asks the entity, saves and commits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from uuid import UUID
+
+from todo_domain.errors import TaskNotFound, VersionConflict
+from todo_domain.model import NewTask, Task, TaskPatch
+from todo_domain.ports import Clock, IdGenerator, UnitOfWork
+from todo_domain.query import Page, TagCount, TaskQuery
+from todo_domain.system import SystemClock, Uuid7Generator
+from todo_domain.values import Owner
+
+__all__ = ["TaskService"]
+
+# Without an expected version a write applies to whatever is current ("last writer wins");
+# if a concurrent writer commits between our read and our compare-and-set, we simply retry.
+_LAST_WRITER_WINS_ATTEMPTS = 10
+
+Change = Callable[[Task, datetime], None]
+
+
+class TaskService:
+    """The Python API of the tasks service; every method acts for one explicit owner.
+
+    Asking for another owner's task is indistinguishable from asking for a missing one.
+    """
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        *,
+        clock: Clock | None = None,
+        ids: IdGenerator | None = None,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock or SystemClock()
+        self._ids = ids or Uuid7Generator()
+
+    async def create(self, owner: str, new: NewTask) -> Task:
+        task = Task.create(self._ids.new_id(), Owner(owner), new, self._clock.now())
+        async with self._uow.begin() as tx:
+            await tx.tasks.add(task)
+            await tx.commit()
+        return task
+
+    async def get(self, owner: str, task_id: UUID) -> Task:
+        async with self._uow.begin() as tx:
+            task = await tx.tasks.get(Owner(owner), task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    async def list(self, owner: str, query: TaskQuery | None = None) -> Page:
+        async with self._uow.begin() as tx:
+            return await tx.tasks.find(Owner(owner), query or TaskQuery(), self._clock.now())
+
+    async def list_tags(self, owner: str) -> Sequence[TagCount]:
+        async with self._uow.begin() as tx:
+            return await tx.tasks.tag_counts(Owner(owner))
+
+    async def replace(
+        self, owner: str, task_id: UUID, new: NewTask, *, expected_version: int | None = None
+    ) -> Task:
+        return await self._change(owner, task_id, expected_version, lambda t, now: t.replace(new, now))
+
+    async def update(
+        self, owner: str, task_id: UUID, patch: TaskPatch, *, expected_version: int | None = None
+    ) -> Task:
+        return await self._change(owner, task_id, expected_version, lambda t, now: t.update(patch, now))
+
+    async def set_completed(
+        self,
+        owner: str,
+        task_id: UUID,
+        completed: bool | None,
+        *,
+        expected_version: int | None = None,
+    ) -> Task:
+        """True completes, False reopens, None toggles."""
+        return await self._change(
+            owner, task_id, expected_version, lambda t, now: t.set_completed(completed, now)
+        )
+
+    async def delete(self, owner: str, task_id: UUID, *, expected_version: int | None = None) -> Task:
+        """Soft delete; returns the tombstone."""
+        return await self._change(owner, task_id, expected_version, Task.delete)
+
+    async def _change(self, owner: str, task_id: UUID, expected_version: int | None, change: Change) -> Task:
+        owner = Owner(owner)
+        for _ in range(_LAST_WRITER_WINS_ATTEMPTS):
+            async with self._uow.begin() as tx:
+                task = await tx.tasks.get(owner, task_id, for_update=True)
+                if task is None:
+                    raise TaskNotFound(task_id)
+                if expected_version is not None and task.version != expected_version:
+                    raise VersionConflict(expected_version, task.version)
+                loaded = task.version
+                change(task, self._clock.now())
+                if task.version == loaded:
+                    return task  # nothing changed: no write, no version bump
+                try:
+                    await tx.tasks.save(task, expected_version=loaded)
+                    await tx.commit()
+                except VersionConflict:
+                    if expected_version is not None:
+                        raise
+                    continue
+                return task
+        raise VersionConflict(loaded, loaded + 1)

@@ -1,0 +1,248 @@
+"""Value objects of a task: immutable and validated on construction, so bad states stop at the edge."""
+
+from __future__ import annotations
+
+import calendar
+import enum
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Self
+
+from todo_domain.errors import InvalidTask
+
+__all__ = [
+    "MAX_DESCRIPTION",
+    "MAX_OWNER",
+    "MAX_TAG",
+    "MAX_TAGS",
+    "MAX_TITLE",
+    "Description",
+    "Frequency",
+    "Owner",
+    "Priority",
+    "Recurrence",
+    "Status",
+    "Tags",
+    "Title",
+    "utc",
+]
+
+MAX_TITLE = 255
+MAX_DESCRIPTION = 10_000
+MAX_TAG = 50
+MAX_TAGS = 20
+MAX_OWNER = 255
+
+
+def _is_control(char: str) -> bool:
+    return char < " " or char == "\x7f"
+
+
+def _is_surrogate(char: str) -> bool:
+    return unicodedata.category(char) == "Cs"
+
+
+def _check_text(field: str, value: str, *, allow: str = "") -> None:
+    for char in value:
+        if _is_control(char) and char not in allow:
+            raise InvalidTask.one(
+                field, f"must not contain control character U+{ord(char):04X}", "control_character"
+            )
+        if _is_surrogate(char):
+            raise InvalidTask.one(field, "must not contain lone surrogates", "invalid_unicode")
+
+
+def _require_str(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidTask.one(field, "must be a string", "type_error")
+    return value
+
+
+class Title(str):
+    """Trimmed, 1–255 characters, no control characters or lone surrogates."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: object) -> Self:
+        text = _require_str("title", value).strip()
+        if not text:
+            raise InvalidTask.one("title", "must have at least 1 character", "too_short")
+        if len(text) > MAX_TITLE:
+            raise InvalidTask.one("title", f"must have at most {MAX_TITLE} characters", "too_long")
+        _check_text("title", text)
+        return super().__new__(cls, text)
+
+
+class Description(str):
+    """At most 10,000 characters; newlines and tabs allowed. Use `Description.of` to map '' to None."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: object) -> Self:
+        text = _require_str("description", value)
+        if len(text) > MAX_DESCRIPTION:
+            raise InvalidTask.one(
+                "description", f"must have at most {MAX_DESCRIPTION} characters", "too_long"
+            )
+        _check_text("description", text, allow="\n\r\t")
+        return super().__new__(cls, text)
+
+    @classmethod
+    def of(cls, value: object) -> Description | None:
+        """None and the empty string both mean "no description"."""
+        if value is None or value == "":
+            return None
+        return cls(value)
+
+
+class Owner(str):
+    """The opaque id of the acting user (the token's subject): 1–255 characters, no control characters."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: object) -> Self:
+        if not isinstance(value, str) or not value:
+            raise InvalidTask.one("user_id", "must be a non-empty string", "invalid_owner")
+        if len(value) > MAX_OWNER:
+            raise InvalidTask.one("user_id", f"must have at most {MAX_OWNER} characters", "too_long")
+        _check_text("user_id", value)
+        return super().__new__(cls, value)
+
+
+class Tags(tuple[str, ...]):
+    """A set of tags, each trimmed and lower-cased (1–50 chars); at most 20; kept sorted."""
+
+    __slots__ = ()
+
+    def __new__(cls, values: Iterable[object] = ()) -> Self:
+        if isinstance(values, str):
+            raise InvalidTask.one("tags", "must be a list of strings", "type_error")
+        seen: set[str] = set()
+        for raw in values:
+            tag = _require_str("tags", raw).strip().lower()
+            if not tag:
+                raise InvalidTask.one("tags", "a tag must have at least 1 character", "too_short")
+            if len(tag) > MAX_TAG:
+                raise InvalidTask.one("tags", f"a tag must have at most {MAX_TAG} characters", "too_long")
+            _check_text("tags", tag)
+            seen.add(tag)
+        if len(seen) > MAX_TAGS:
+            raise InvalidTask.one("tags", f"must have at most {MAX_TAGS} tags", "too_many")
+        return super().__new__(cls, sorted(seen))
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
+class Priority(enum.StrEnum):
+    """Ordered low < medium < high; `rank` is what sorts."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return _PRIORITY_RANK[self]
+
+    @classmethod
+    def from_rank(cls, rank: int) -> Priority:
+        return _RANK_PRIORITY[rank]
+
+
+_PRIORITY_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2}
+_RANK_PRIORITY = {rank: priority for priority, rank in _PRIORITY_RANK.items()}
+
+
+class Frequency(enum.StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    YEARLY = "yearly"
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    """Same day of month `months` later, clamped to the month's last day (Jan 31 + 1 = Feb 28/29)."""
+    index = moment.year * 12 + (moment.month - 1) + months
+    year, month0 = divmod(index, 12)
+    if not 1 <= year <= 9999:
+        raise OverflowError("date out of range")
+    day = min(moment.day, calendar.monthrange(year, month0 + 1)[1])
+    return moment.replace(year=year, month=month0 + 1, day=day)
+
+
+@dataclass(frozen=True, slots=True)
+class Recurrence:
+    """Repeat every `interval` days/weeks/months/years (interval 1–365)."""
+
+    frequency: Frequency
+    interval: int = 1
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "frequency", Frequency(self.frequency))
+        except ValueError:
+            allowed = ", ".join(f.value for f in Frequency)
+            raise InvalidTask.one(
+                "recurrence.frequency", f"must be one of {allowed}", "invalid_choice"
+            ) from None
+        if isinstance(self.interval, bool) or not isinstance(self.interval, int):
+            raise InvalidTask.one("recurrence.interval", "must be an integer", "type_error")
+        if not 1 <= self.interval <= 365:
+            raise InvalidTask.one("recurrence.interval", "must be between 1 and 365", "out_of_range")
+
+    def step(self, moment: datetime, k: int) -> datetime:
+        """`moment` moved forward by k intervals; raises OverflowError past year 9999."""
+        n = k * self.interval
+        match self.frequency:
+            case Frequency.DAILY:
+                return moment + timedelta(days=n)
+            case Frequency.WEEKLY:
+                return moment + timedelta(weeks=n)
+            case Frequency.MONTHLY:
+                return _add_months(moment, n)
+            case Frequency.YEARLY:
+                return _add_months(moment, 12 * n)
+
+    def next_after(self, due: datetime, now: datetime) -> datetime:
+        """`due + k × interval` for the smallest k ≥ 1 that lands strictly after `now`.
+
+        k is estimated arithmetically (so a due date decades overdue costs nothing), then
+        corrected by at most a couple of steps; monthly steps are computed from the original
+        due date so the day of month is kept within one roll-forward.
+        """
+        k = 1
+        if due <= now:
+            if self.frequency in (Frequency.DAILY, Frequency.WEEKLY):
+                unit = timedelta(days=self.interval * (7 if self.frequency is Frequency.WEEKLY else 1))
+                k = (now - due) // unit + 1
+            else:
+                months_per_step = self.interval * (12 if self.frequency is Frequency.YEARLY else 1)
+                months = (now.year - due.year) * 12 + (now.month - due.month)
+                k = max(1, months // months_per_step)
+        while k > 1 and self.step(due, k - 1) > now:
+            k -= 1
+        while self.step(due, k) <= now:
+            k += 1
+        return self.step(due, k)
+
+
+def utc(field: str, value: datetime | None) -> datetime | None:
+    """An aware datetime converted to UTC; naive datetimes and overflowing offsets are refused."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidTask.one(field, "must be a datetime", "type_error")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidTask.one(field, "must include a timezone offset", "naive_datetime")
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidTask.one(
+            field, "is out of range once converted to UTC (years 1–9999)", "out_of_range"
+        ) from None

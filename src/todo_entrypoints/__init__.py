@@ -1,0 +1,1 @@
+"""Entrypoints: the HTTP app, the composition root and the `todo-api` command."""

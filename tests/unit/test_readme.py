@@ -1,0 +1,22 @@
+"""The README's Python example runs word for word."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+
+
+def test_the_readme_python_example_runs_and_prints_the_completed_task() -> None:
+    (example,) = [b for b in python_blocks() if "InMemoryUnitOfWork" in b]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(example, str(README), "exec"), {"__name__": "__readme__"})
+    assert out.getvalue().strip() == "completed 1 ['Buy milk']"
