@@ -247,13 +247,20 @@ class Page:
 
     @classmethod
     def build(cls, rows: list[Task], query: TaskQuery, total: int) -> Page:
-        """From up to `limit + 1` rows in list order: the extra row only says "there is more"."""
+        """From up to `limit + 1` rows in list order: the extra row only says "there is more".
+
+        Both continuations are given; clients paging by offset use `next_offset`, the rest
+        the (insert- and delete-stable) `next_cursor`.
+        """
         items = tuple(rows[: query.limit])
         if len(rows) <= query.limit:
             return cls(items, total)
-        if query.offset:
-            return cls(items, total, next_offset=query.offset + query.limit)
-        return cls(items, total, next_cursor=Cursor.after(items[-1], query.sort))
+        return cls(
+            items,
+            total,
+            next_cursor=Cursor.after(items[-1], query.sort),
+            next_offset=query.offset + query.limit,
+        )
 
 
 @dataclass(frozen=True, slots=True)

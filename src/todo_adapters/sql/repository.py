@@ -1,0 +1,224 @@
+"""Tasks in SQL: explicit row ↔ entity mapping, compare-and-set saves, keyset-paged queries.
+
+Tags are stored twice on purpose: as a JSON list on the task row (so reading a task is one row)
+and in `task_tags` (so "has all these tags" and per-tag counts are index lookups).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from todo_adapters.sql.tables import task_tags, tasks
+from todo_domain.errors import VersionConflict
+from todo_domain.model import Task
+from todo_domain.query import Page, SortField, TagCount, TaskQuery, fold, search_text
+from todo_domain.values import Description, Owner, Priority, Recurrence, Status, Tags, Title
+
+__all__ = ["SqlTaskRepository", "task_from_row", "task_to_row"]
+
+_SORT_COLUMNS: Mapping[SortField, sa.ColumnElement[Any]] = {
+    SortField.CREATED_AT: tasks.c.created_at,
+    SortField.UPDATED_AT: tasks.c.updated_at,
+    SortField.DUE_DATE: tasks.c.due_date,
+    SortField.PRIORITY: tasks.c.priority,
+    SortField.TITLE: tasks.c.title_key,
+}
+
+_STATUS_TEXT = {s: s.value for s in Status}
+
+
+def task_to_row(task: Task) -> dict[str, Any]:
+    recurrence = task.recurrence
+    return {
+        "user_id": task.owner,
+        "id": task.id,
+        "title": str(task.title),
+        "title_key": fold(task.title),
+        "search_text": search_text(task.title, task.description),
+        "description": None if task.description is None else str(task.description),
+        "status": task.status.value,
+        "priority": task.priority.rank,
+        "tags": json.dumps(list(task.tags), ensure_ascii=False),
+        "due_date": task.due_date,
+        "remind_at": task.remind_at,
+        "recurrence_frequency": None if recurrence is None else recurrence.frequency.value,
+        "recurrence_interval": None if recurrence is None else recurrence.interval,
+        "completed_at": task.completed_at,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "deleted_at": task.deleted_at,
+        "version": task.version,
+    }
+
+
+def task_from_row(row: sa.RowMapping) -> Task:
+    """Rebuilds the entity from trusted stored values (they were validated on the way in)."""
+    frequency = row["recurrence_frequency"]
+    return Task(
+        id=row["id"],
+        owner=Owner(row["user_id"]),
+        title=Title(row["title"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        description=None if row["description"] is None else Description(row["description"]),
+        status=Status(row["status"]),
+        priority=Priority.from_rank(row["priority"]),
+        tags=Tags(json.loads(row["tags"])),
+        due_date=row["due_date"],
+        remind_at=row["remind_at"],
+        recurrence=None if frequency is None else Recurrence(frequency, row["recurrence_interval"]),
+        completed_at=row["completed_at"],
+        version=row["version"],
+        deleted_at=row["deleted_at"],
+    )
+
+
+_SELECT = sa.select(*(c for c in tasks.c if c.name not in ("title_key", "search_text")))
+
+
+class SqlTaskRepository:
+    """The repository of one transaction's connection; it never commits."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+        self._loaded_tags: dict[UUID, Tags] = {}
+
+    async def add(self, task: Task) -> None:
+        await self._conn.execute(tasks.insert().values(task_to_row(task)))
+        await self._write_tags(task, ())
+
+    async def get(self, owner: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
+        stmt = _SELECT.where(tasks.c.user_id == owner, tasks.c.id == task_id, tasks.c.deleted_at.is_(None))
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = (await self._conn.execute(stmt)).mappings().first()
+        if row is None:
+            return None
+        task = task_from_row(row)
+        self._loaded_tags[task.id] = task.tags
+        return task
+
+    async def save(self, task: Task, *, expected_version: int) -> None:
+        values = task_to_row(task)
+        del values["user_id"], values["id"], values["created_at"]
+        result = await self._conn.execute(
+            tasks.update()
+            .where(
+                tasks.c.user_id == task.owner,
+                tasks.c.id == task.id,
+                tasks.c.version == expected_version,
+            )
+            .values(values)
+        )
+        if result.rowcount != 1:
+            current = await self._conn.scalar(
+                sa.select(tasks.c.version).where(tasks.c.user_id == task.owner, tasks.c.id == task.id)
+            )
+            raise VersionConflict(expected_version, current or 0)
+        await self._write_tags(task, self._loaded_tags.get(task.id))
+
+    async def _write_tags(self, task: Task, before: Sequence[str] | None) -> None:
+        """Keeps `task_tags` equal to the live task's tags (a deleted task has none there)."""
+        wanted = set() if task.deleted else set(task.tags)
+        known = set(before) if before is not None else None
+        if known is None:
+            await self._conn.execute(
+                task_tags.delete().where(task_tags.c.user_id == task.owner, task_tags.c.task_id == task.id)
+            )
+            known = set()
+        if gone := known - wanted:
+            await self._conn.execute(
+                task_tags.delete().where(
+                    task_tags.c.user_id == task.owner,
+                    task_tags.c.task_id == task.id,
+                    task_tags.c.tag.in_(sorted(gone)),
+                )
+            )
+        if new := wanted - known:
+            await self._conn.execute(
+                task_tags.insert(),
+                [{"user_id": task.owner, "task_id": task.id, "tag": t} for t in sorted(new)],
+            )
+        self._loaded_tags[task.id] = Tags(wanted)
+
+    async def find(self, owner: str, query: TaskQuery, now: datetime) -> Page:
+        conditions = _filters(owner, query, now)
+        total = await self._conn.scalar(sa.select(sa.func.count()).select_from(tasks).where(*conditions))
+        column = _SORT_COLUMNS[query.sort.field]
+        descending = query.sort.descending
+        if query.cursor is not None:
+            conditions.append(_after(column, query.cursor.value, query.cursor.task_id, descending))
+        order = (
+            [column.desc().nulls_last(), tasks.c.id.desc()]
+            if descending
+            else [column.asc().nulls_last(), tasks.c.id.asc()]
+        )
+        stmt = _SELECT.where(*conditions).order_by(*order).limit(query.limit + 1)
+        if query.offset:
+            stmt = stmt.offset(query.offset)
+        rows = (await self._conn.execute(stmt)).mappings().all()
+        return Page.build([task_from_row(r) for r in rows], query, total=total or 0)
+
+    async def tag_counts(self, owner: str) -> list[TagCount]:
+        open_ = sa.func.sum(sa.case((tasks.c.status != Status.COMPLETED.value, 1), else_=0))
+        stmt = (
+            sa.select(task_tags.c.tag, open_, sa.func.count())
+            .join(tasks, sa.and_(tasks.c.user_id == task_tags.c.user_id, tasks.c.id == task_tags.c.task_id))
+            .where(task_tags.c.user_id == owner, tasks.c.deleted_at.is_(None))
+            .group_by(task_tags.c.tag)
+            .order_by(task_tags.c.tag)
+        )
+        rows = (await self._conn.execute(stmt)).all()
+        return [TagCount(tag, int(open_count or 0), int(total)) for tag, open_count, total in rows]
+
+
+def _filters(owner: str, query: TaskQuery, now: datetime) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = [tasks.c.user_id == owner, tasks.c.deleted_at.is_(None)]
+    if query.statuses:
+        where.append(tasks.c.status.in_(sorted(s.value for s in query.statuses)))
+    if query.completed is not None:
+        op = tasks.c.status.__eq__ if query.completed else tasks.c.status.__ne__
+        where.append(op(Status.COMPLETED.value))
+    if query.priorities:
+        where.append(tasks.c.priority.in_(sorted(p.rank for p in query.priorities)))
+    for tag in query.tags:
+        where.append(
+            sa.exists().where(
+                task_tags.c.user_id == tasks.c.user_id,
+                task_tags.c.task_id == tasks.c.id,
+                task_tags.c.tag == tag,
+            )
+        )
+    if query.folded_text:
+        where.append(tasks.c.search_text.contains(query.folded_text, autoescape=True))
+    if query.due_before is not None:
+        where.append(tasks.c.due_date < query.due_before)
+    if query.due_after is not None:
+        where.append(tasks.c.due_date >= query.due_after)
+    if query.overdue is not None:
+        overdue = sa.and_(
+            tasks.c.due_date.is_not(None),
+            tasks.c.due_date < now,
+            tasks.c.status != Status.COMPLETED.value,
+        )
+        where.append(overdue if query.overdue else sa.not_(overdue))
+    return where
+
+
+def _after(
+    column: sa.ColumnElement[Any], value: Any, task_id: UUID, descending: bool
+) -> sa.ColumnElement[bool]:
+    """Rows strictly after (value, id) in list order, where NULL values come last."""
+    if value is None:
+        return sa.and_(column.is_(None), tasks.c.id < task_id if descending else tasks.c.id > task_id)
+    position = sa.tuple_(column, tasks.c.id)
+    cursor = sa.tuple_(sa.literal(value, column.type), sa.literal(task_id, tasks.c.id.type))
+    beyond = position < cursor if descending else position > cursor
+    return sa.or_(beyond, column.is_(None)) if column is tasks.c.due_date else beyond

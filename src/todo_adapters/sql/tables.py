@@ -1,0 +1,95 @@
+"""The schema as SQLAlchemy Core tables; Alembic migrations must match it (a test checks).
+
+Every key and index starts with `user_id`, so every read is single-owner and the table can be
+distributed by owner later. Indexes are partial (live rows only) and cover each supported sort
+as (user_id, sort column, id), so a first page reads `limit` index entries whatever the size.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+__all__ = ["UTCDateTime", "metadata", "task_tags", "tasks"]
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes everywhere: timestamptz on PostgreSQL; fixed-width ISO text on
+    SQLite (naive UTC, so text order is time order), made aware again when read."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Byte-order ("C") collation on PostgreSQL so title order is code-point order, as in SQLite
+# and in Python.
+CodePointText = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+
+metadata = sa.MetaData()
+
+LIVE = sa.text("deleted_at IS NULL")
+
+
+def _live_index(name: str, *columns: Any) -> sa.Index:
+    return sa.Index(name, *columns, postgresql_where=LIVE, sqlite_where=LIVE)
+
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("id", sa.Uuid(), nullable=False),
+    sa.Column("title", sa.Text(), nullable=False),
+    sa.Column("title_key", CodePointText, nullable=False),
+    sa.Column("search_text", sa.Text(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.SmallInteger(), nullable=False),
+    sa.Column("tags", sa.Text(), nullable=False),
+    sa.Column("due_date", UTCDateTime(), nullable=True),
+    sa.Column("remind_at", UTCDateTime(), nullable=True),
+    sa.Column("recurrence_frequency", sa.String(16), nullable=True),
+    sa.Column("recurrence_interval", sa.SmallInteger(), nullable=True),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint("user_id", "id", name="pk_tasks"),
+)
+
+_live_index("ix_tasks_created", tasks.c.user_id, tasks.c.created_at, tasks.c.id)
+_live_index("ix_tasks_updated", tasks.c.user_id, tasks.c.updated_at, tasks.c.id)
+_live_index("ix_tasks_due", tasks.c.user_id, tasks.c.due_date, tasks.c.id)
+_live_index("ix_tasks_priority", tasks.c.user_id, tasks.c.priority, tasks.c.id)
+_live_index("ix_tasks_title", tasks.c.user_id, tasks.c.title_key, tasks.c.id)
+
+task_tags = sa.Table(
+    "task_tags",
+    metadata,
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("task_id", sa.Uuid(), nullable=False),
+    sa.Column("tag", sa.String(50), nullable=False),
+    sa.PrimaryKeyConstraint("user_id", "task_id", "tag", name="pk_task_tags"),
+    sa.ForeignKeyConstraint(
+        ["user_id", "task_id"],
+        ["tasks.user_id", "tasks.id"],
+        name="fk_task_tags_task",
+        ondelete="CASCADE",
+    ),
+)
+sa.Index("ix_task_tags_tag", task_tags.c.user_id, task_tags.c.tag, task_tags.c.task_id)

@@ -1,0 +1,320 @@
+"""One contract for every unit of work: memory, SQLite and PostgreSQL must behave identically.
+
+The `uow` fixture (tests/conftest.py) runs each test once per adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from todo_domain import (
+    InvalidQuery,
+    NewTask,
+    Priority,
+    Recurrence,
+    Sort,
+    SortField,
+    Status,
+    Task,
+    TaskNotFound,
+    TaskPatch,
+    TaskQuery,
+    TaskService,
+    UnitOfWork,
+    VersionConflict,
+)
+from todo_domain.query import compare, sort_value
+
+from ..support import T0, FakeClock, SequentialIds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(tick=timedelta(microseconds=7))
+
+
+@pytest.fixture
+def service(uow: UnitOfWork, clock: FakeClock) -> TaskService:
+    return TaskService(uow, clock=clock, ids=SequentialIds())
+
+
+def reference(tasks: list[Task], query: TaskQuery, now: datetime) -> list[Task]:
+    """The list order and filter every adapter must reproduce, in plain Python."""
+    field, descending = query.sort.field, query.sort.descending
+
+    def order(a: Task, b: Task) -> int:
+        return compare((sort_value(a, field), a.id), (sort_value(b, field), b.id), descending)
+
+    return sorted((t for t in tasks if query.matches(t, now)), key=functools.cmp_to_key(order))
+
+
+async def walk(service: TaskService, owner: str, query: TaskQuery) -> list[Task]:
+    seen: list[Task] = []
+    while True:
+        page = await service.list(owner, query)
+        seen.extend(page.items)
+        if page.next_cursor is None:
+            return seen
+        query = TaskQuery(**{**_fields(query), "cursor": page.next_cursor})
+
+
+def _fields(query: TaskQuery) -> dict[str, Any]:
+    return {name: getattr(query, name) for name in query.__dataclass_fields__}
+
+
+async def seed(service: TaskService, owner: str) -> list[Task]:
+    """A varied set: ties on every sort key, missing due dates, mixed case and accents."""
+    titles = ["Milk", "milk", "Bread 100%", "école", "École", "Straße", "zebra_1", "apple"]
+    created = []
+    for i, (title, priority, status) in enumerate(
+        zip(itertools.cycle(titles), itertools.cycle(list(Priority)), itertools.cycle(list(Status)))
+    ):
+        if i == 24:
+            break
+        due = None if i % 3 == 0 else T0 + timedelta(days=(i % 5) - 2)
+        draft = NewTask(
+            title=title,
+            description="Remember the 50% discount" if i % 4 == 0 else None,
+            priority=priority,
+            status=status,
+            tags=[["home"], ["work", "home"], [], ["errands"]][i % 4],
+            due_date=due,
+        )
+        created.append(await service.create(owner, draft))
+    return [await service.get(owner, t.id) for t in created]
+
+
+# -- storage basics --------------------------------------------------------------------------
+
+
+async def test_values_at_the_edges_survive_a_round_trip(service: TaskService, alice: str) -> None:
+    draft = NewTask(
+        title="𝔘" * 255,
+        description="d\n\t" + "é" * 9_997,
+        priority=Priority.HIGH,
+        tags=[f"tag{i}" for i in range(20)],
+        due_date=datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        remind_at=datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        recurrence=Recurrence("monthly", 365),  # type: ignore[arg-type]
+    )
+    created = await service.create(alice, draft)
+    loaded = await service.get(alice, created.id)
+    for name in Task.__dataclass_fields__:
+        assert getattr(loaded, name) == getattr(created, name), name
+    assert loaded.created_at.tzinfo is not None
+    assert loaded.created_at.utcoffset() == timedelta(0)
+
+
+async def test_a_returned_task_is_a_copy(service: TaskService, alice: str) -> None:
+    task = await service.create(alice, NewTask(title="original"))
+    loaded = await service.get(alice, task.id)
+    loaded.update(TaskPatch(title="changed"), T0)
+    assert (await service.get(alice, task.id)).title == "original"
+
+
+async def test_work_left_without_commit_is_rolled_back(uow: UnitOfWork, alice: str) -> None:
+    service = TaskService(uow, clock=FakeClock())
+    kept = await service.create(alice, NewTask(title="kept"))
+    draft = Task.create(SequentialIds().new_id(), alice, NewTask(title="dropped"), T0)
+    async with uow.begin() as tx:
+        await tx.tasks.add(draft)
+        loaded = await tx.tasks.get(alice, kept.id, for_update=True)
+        assert loaded is not None
+        loaded.update(TaskPatch(title="uncommitted"), T0 + timedelta(seconds=1))
+        await tx.tasks.save(loaded, expected_version=1)
+    assert (await service.get(alice, kept.id)).title == "kept"
+    with pytest.raises(TaskNotFound):
+        await service.get(alice, draft.id)
+
+
+async def test_an_exception_inside_a_transaction_rolls_it_back(uow: UnitOfWork, alice: str) -> None:
+    draft = Task.create(SequentialIds().new_id(), alice, NewTask(title="dropped"), T0)
+    with pytest.raises(RuntimeError):
+        async with uow.begin() as tx:
+            await tx.tasks.add(draft)
+            raise RuntimeError("boom")
+    async with uow.begin() as tx:
+        assert await tx.tasks.get(alice, draft.id) is None
+
+
+async def test_another_owner_cannot_read_or_change_a_task(service: TaskService, alice: str, bob: str) -> None:
+    task = await service.create(alice, NewTask(title="private"))
+    with pytest.raises(TaskNotFound):
+        await service.get(bob, task.id)
+    with pytest.raises(TaskNotFound):
+        await service.update(bob, task.id, TaskPatch(title="mine now"))
+    with pytest.raises(TaskNotFound):
+        await service.delete(bob, task.id)
+    assert (await service.list(bob)).total == 0
+    assert (await service.get(alice, task.id)).version == 1
+
+
+async def test_a_deleted_task_is_invisible_everywhere(service: TaskService, alice: str) -> None:
+    task = await service.create(alice, NewTask(title="gone", tags=["home"]))
+    await service.delete(alice, task.id)
+    with pytest.raises(TaskNotFound):
+        await service.get(alice, task.id)
+    with pytest.raises(TaskNotFound):
+        await service.delete(alice, task.id)
+    page = await service.list(alice, TaskQuery(tags=("home",)))
+    assert (page.total, page.items) == (0, ())
+    assert list(await service.list_tags(alice)) == []
+
+
+async def test_a_stale_compare_and_set_is_a_version_conflict(
+    uow: UnitOfWork, service: TaskService, alice: str
+) -> None:
+    task = await service.create(alice, NewTask(title="v1"))
+    await service.update(alice, task.id, TaskPatch(title="v2"))
+    task.update(TaskPatch(title="stale"), T0 + timedelta(days=1))
+    async with uow.begin() as tx:
+        with pytest.raises(VersionConflict):
+            await tx.tasks.save(task, expected_version=1)
+    assert (await service.get(alice, task.id)).title == "v2"
+
+
+async def test_an_expected_version_that_is_not_current_is_refused(service: TaskService, alice: str) -> None:
+    task = await service.create(alice, NewTask(title="v1"))
+    with pytest.raises(VersionConflict) as exc:
+        await service.update(alice, task.id, TaskPatch(title="v2"), expected_version=7)
+    assert (exc.value.expected, exc.value.current) == (7, 1)
+    updated = await service.update(alice, task.id, TaskPatch(title="v2"), expected_version=1)
+    assert updated.version == 2
+
+
+async def test_concurrent_writers_of_one_version_have_exactly_one_winner(
+    service: TaskService, alice: str
+) -> None:
+    task = await service.create(alice, NewTask(title="race"))
+
+    async def attempt(i: int) -> bool:
+        try:
+            await service.update(alice, task.id, TaskPatch(title=f"writer {i}"), expected_version=1)
+        except VersionConflict:
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt(i) for i in range(20)))
+    assert sum(results) == 1
+    assert (await service.get(alice, task.id)).version == 2
+
+
+async def test_concurrent_writers_without_a_version_lose_no_update(service: TaskService, alice: str) -> None:
+    task = await service.create(alice, NewTask(title="counter"))
+    await asyncio.gather(*(service.update(alice, task.id, TaskPatch(title=f"edit {i}")) for i in range(20)))
+    assert (await service.get(alice, task.id)).version == 21
+
+
+# -- queries ---------------------------------------------------------------------------------
+
+QUERIES = [
+    TaskQuery(),
+    TaskQuery(statuses=frozenset({Status.PENDING, Status.IN_PROGRESS})),
+    TaskQuery(completed=True),
+    TaskQuery(completed=False),
+    TaskQuery(priorities=frozenset({Priority.HIGH})),
+    TaskQuery(tags=("home",)),
+    TaskQuery(tags=("home", "work")),
+    TaskQuery(text="MILK"),
+    TaskQuery(text="école"),
+    TaskQuery(text="strasse"),
+    TaskQuery(text="100%"),
+    TaskQuery(text="_"),
+    TaskQuery(text="50% disc"),
+    TaskQuery(due_before=T0),
+    TaskQuery(due_after=T0),
+    TaskQuery(due_after=T0 - timedelta(days=1), due_before=T0 + timedelta(days=1)),
+    TaskQuery(overdue=True),
+    TaskQuery(overdue=False),
+    TaskQuery(completed=False, tags=("home",), priorities=frozenset({Priority.LOW, Priority.MEDIUM})),
+]
+
+
+async def test_every_filter_matches_the_reference(service: TaskService, alice: str, bob: str) -> None:
+    tasks = await seed(service, alice)
+    await seed(service, bob)
+    now = T0 + timedelta(hours=1)
+    service._clock = FakeClock(now)  # overdue is relative to the service's now
+    for query in QUERIES:
+        page = await service.list(alice, TaskQuery(**{**_fields(query), "limit": 1000}))
+        expected = reference(tasks, query, now)
+        assert [t.id for t in page.items] == [t.id for t in expected], query
+        assert page.total == len(expected), query
+
+
+@pytest.mark.parametrize("field", list(SortField))
+@pytest.mark.parametrize("descending", [False, True])
+async def test_walking_pages_returns_every_task_once_in_order(
+    service: TaskService, alice: str, field: SortField, descending: bool
+) -> None:
+    tasks = await seed(service, alice)
+    query = TaskQuery(sort=Sort(field, descending), limit=5)
+    walked = await walk(service, alice, query)
+    assert [t.id for t in walked] == [t.id for t in reference(tasks, query, T0)]
+
+
+async def test_cursor_pages_stay_stable_while_tasks_come_and_go(service: TaskService, alice: str) -> None:
+    tasks = await seed(service, alice)
+    query = TaskQuery(sort=Sort(SortField.DUE_DATE, descending=False), limit=4)
+    seen: list[Task] = []
+    deleted: set[object] = set()
+    while True:
+        page = await service.list(alice, query)
+        seen.extend(page.items)
+        unseen = [t for t in tasks if t not in seen and t.id not in deleted]
+        if unseen:  # between pages: delete a not-yet-seen task and add a new one
+            await service.delete(alice, unseen[-1].id)
+            deleted.add(unseen[-1].id)
+        await service.create(alice, NewTask(title="newcomer", due_date=T0))
+        if page.next_cursor is None:
+            break
+        query = TaskQuery(sort=query.sort, limit=4, cursor=page.next_cursor)
+    survivors = [t.id for t in tasks if t.id not in deleted]
+    seen_ids = [t.id for t in seen]
+    assert len(seen_ids) == len(set(seen_ids))
+    assert set(survivors) <= set(seen_ids)
+
+
+async def test_offset_paging_walks_the_same_order(service: TaskService, alice: str) -> None:
+    tasks = await seed(service, alice)
+    expected = [t.id for t in reference(tasks, TaskQuery(), T0)]
+    got: list[object] = []
+    offset = 0
+    while True:
+        page = await service.list(alice, TaskQuery(limit=7, offset=offset))
+        got.extend(t.id for t in page.items)
+        if page.next_offset is None:
+            break
+        offset = page.next_offset
+    assert got == expected
+
+
+async def test_a_cursor_is_only_valid_with_its_own_sort(service: TaskService, alice: str) -> None:
+    await seed(service, alice)
+    page = await service.list(alice, TaskQuery(limit=2))
+    with pytest.raises(InvalidQuery):
+        TaskQuery(sort=Sort(SortField.TITLE), cursor=page.next_cursor)
+
+
+async def test_tag_counts_count_open_and_all_live_tasks(service: TaskService, alice: str, bob: str) -> None:
+    a = await service.create(alice, NewTask(title="a", tags=["home", "work"]))
+    await service.create(alice, NewTask(title="b", tags=["home"]))
+    c = await service.create(alice, NewTask(title="c", tags=["home"]))
+    await service.create(bob, NewTask(title="d", tags=["home"]))
+    await service.set_completed(alice, a.id, True)
+    await service.delete(alice, c.id)
+    counts = [(c.name, c.open, c.total) for c in await service.list_tags(alice)]
+    assert counts == [("home", 1, 2), ("work", 0, 1)]
+
+
+async def test_changing_tags_updates_tag_filters(service: TaskService, alice: str) -> None:
+    task = await service.create(alice, NewTask(title="a", tags=["home", "work"]))
+    await service.update(alice, task.id, TaskPatch(tags=["work", "errands"]))
+    assert (await service.list(alice, TaskQuery(tags=("home",)))).total == 0
+    assert (await service.list(alice, TaskQuery(tags=("errands", "work")))).total == 1

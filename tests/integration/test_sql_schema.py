@@ -1,0 +1,72 @@
+"""Migrations build exactly the schema the code declares, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from todo_adapters.sql import DatabaseConfig, SqlUnitOfWork, create_engine
+from todo_adapters.sql.migrate import current_revision, head_revision, migrate
+from todo_adapters.sql.tables import metadata
+from todo_domain import NewTask, StorageUnavailable, TaskService
+
+
+def _diff(connection: sa.Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+async def test_the_migrated_schema_matches_the_table_definitions(database_url: str) -> None:
+    engine = create_engine(DatabaseConfig(database_url))
+    try:
+        await migrate(engine)
+        await migrate(engine)  # running it again is a no-op
+        assert await current_revision(engine) == head_revision()
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_diff) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_data_survives_a_restart(sqlite_url: str) -> None:
+    first = SqlUnitOfWork.from_url(sqlite_url)
+    task = await TaskService(first).create("alice", NewTask(title="persisted"))
+    await first.dispose()
+    second = SqlUnitOfWork.from_url(sqlite_url)
+    assert (await TaskService(second).get("alice", task.id)).title == "persisted"
+    await second.dispose()
+
+
+async def test_an_unreachable_database_is_storage_unavailable() -> None:
+    config = DatabaseConfig("postgresql://postgres:s3cret@127.0.0.1:1/nowhere?connect_timeout=2")
+    uow = SqlUnitOfWork(create_engine(config))
+    with pytest.raises(StorageUnavailable) as exc:
+        await TaskService(uow).create("alice", NewTask(title="lost"))
+    assert "s3cret" not in str(exc.value)
+    await uow.dispose()
+
+
+async def test_a_statement_timeout_is_storage_unavailable(postgres_url: str) -> None:
+    engine = create_engine(DatabaseConfig(postgres_url, statement_timeout_ms=50))
+    uow = SqlUnitOfWork(engine)
+    with pytest.raises(StorageUnavailable):
+        async with uow.begin() as tx:
+            await tx._connection.execute(sa.text("SELECT pg_sleep(1)"))  # type: ignore[attr-defined]
+    await uow.dispose()
+
+
+async def test_an_exhausted_pool_is_storage_unavailable(postgres_url: str) -> None:
+    config = DatabaseConfig(postgres_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    uow = SqlUnitOfWork(create_engine(config))
+    async with uow.begin():
+        with pytest.raises(StorageUnavailable):
+            async with uow.begin():
+                pass
+    await uow.dispose()
