@@ -85,13 +85,13 @@ def _check_agreement(errors: list[FieldError], status: Status | None, completed:
 class NewTask:
     """Every writable field of a task, validated on construction (create and full replacement).
 
-    `completed=True` is shorthand for `status=COMPLETED`; given with an explicit status, the two
-    must agree (`completed=False` with the default status is simply pending).
+    Status defaults to pending; `completed=True` alone means completed; given together, status
+    and completed must agree.
     """
 
     title: str
     description: str | None = None
-    status: Status = Status.PENDING
+    status: Status | None = None
     completed: bool | None = None
     priority: Priority = Priority.MEDIUM
     tags: Iterable[str] = ()
@@ -110,18 +110,22 @@ class NewTask:
             "remind_at": _collect(errors, lambda: utc("remind_at", self.remind_at)),
             "recurrence": _collect(errors, lambda: _recurrence(self.recurrence)),
         }
-        status = _collect(errors, lambda: _status(self.status))
+        status = None if self.status is None else _collect(errors, lambda: _status(self.status))
         if self.completed is not None:
-            if self.completed is True and status is Status.PENDING:
-                status = Status.COMPLETED  # `completed=True` alone: the default status yields
             _check_agreement(errors, status, self.completed)
-        values["status"] = status
+            status = status or (Status.COMPLETED if self.completed is True else Status.PENDING)
+        values["status"] = status or Status.PENDING
         if values["recurrence"] is not None and self.due_date is None:
             errors.append(_RECURRENCE_NEEDS_DUE)
         if errors:
             raise InvalidTask(errors)
         for name, value in values.items():
             object.__setattr__(self, name, value)
+
+    @property
+    def initial_status(self) -> Status:
+        """The status this draft asks for (never None once constructed)."""
+        return self.status or Status.PENDING
 
 
 _RECURRENCE_NEEDS_DUE = FieldError(
@@ -236,7 +240,7 @@ class Task:
             remind_at=draft.remind_at,
             recurrence=draft.recurrence,
         )
-        task._move_to(draft.status, now)
+        task._move_to(draft.initial_status, now)
         return task
 
     # -- status rules -------------------------------------------------------------------------
@@ -283,7 +287,7 @@ class Task:
             "remind_at": draft.remind_at,
             "recurrence": draft.recurrence,
         }
-        self._edit(values, draft.status, now)
+        self._edit(values, draft.initial_status, now)
 
     def update(self, patch: TaskPatch, now: datetime) -> None:
         """Partial change (PATCH); fields the patch leaves UNSET keep their value."""

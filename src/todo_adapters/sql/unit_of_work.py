@@ -94,3 +94,8 @@ class SqlUnitOfWork:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+    async def ping(self) -> None:
+        """One round trip to the database; raises StorageUnavailable if it does not answer."""
+        async with storage_errors(), self.engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))

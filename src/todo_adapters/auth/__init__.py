@@ -1,0 +1,20 @@
+"""Bearer-token verification: one verifier per token kind behind one small Protocol.
+
+TokenVerifier.verify(token) -> Principal      or raises
+    InvalidToken      the token is not acceptable (→ 401, with a description)
+    AuthUnavailable   we cannot check it right now (→ 503), e.g. no JWKS key and JWKS down
+"""
+
+from todo_adapters.auth.base import AuthUnavailable, InvalidToken, Principal, TokenVerifier
+from todo_adapters.auth.router import TokenRouter
+from todo_adapters.auth.shared_secret import SharedSecretVerifier, mint_token
+
+__all__ = [
+    "AuthUnavailable",
+    "InvalidToken",
+    "Principal",
+    "SharedSecretVerifier",
+    "TokenRouter",
+    "TokenVerifier",
+    "mint_token",
+]

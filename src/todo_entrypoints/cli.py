@@ -1,0 +1,163 @@
+"""`todo-api`: serve, migrate, token, openapi, check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from pydantic import SecretStr, ValidationError
+
+from todo_entrypoints.settings import Environment, Settings
+
+__all__ = ["main"]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  - {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        sys.exit(f"todo-api: invalid configuration:\n{problems}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from todo_entrypoints.logging_setup import configure_logging
+
+    settings = _settings()
+    configure_logging(settings)
+    if settings.environment is not Environment.PRODUCTION and not settings.has_verifier:
+        print(
+            f"Development auth: get a token with `todo-api token alice`, then\n"
+            f'  curl -H "Authorization: Bearer $TOKEN" http://{args.host}:{args.port}/api/tasks',
+            file=sys.stderr,
+        )
+    uvicorn.run(
+        "todo_entrypoints.http.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        reload=args.reload,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+        proxy_headers=True,
+    )
+
+
+def _migrate(_: argparse.Namespace) -> None:
+    from todo_adapters.sql import create_engine, safe_url
+    from todo_adapters.sql.migrate import current_revision, migrate
+
+    settings = _settings()
+    if settings.is_memory:
+        sys.exit("todo-api migrate: DATABASE_URL=memory:// has no schema to migrate")
+
+    async def run() -> str | None:
+        engine = create_engine(settings.database)
+        try:
+            await migrate(engine)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    revision = asyncio.run(run())
+    print(f"{safe_url(settings.database_url.get_secret_value())} is at revision {revision}")
+
+
+def _token(args: argparse.Namespace) -> None:
+    from todo_adapters.auth import mint_token
+    from todo_entrypoints.dev_secret import load_or_create_secret
+
+    settings = _settings()
+    if settings.auth_jwt_secret is not None:
+        secret = settings.auth_jwt_secret.get_secret_value()
+    elif settings.environment is Environment.PRODUCTION or settings.auth_jwks_url:
+        sys.exit("todo-api token: needs AUTH_JWT_SECRET (or development mode with no auth configured)")
+    else:
+        secret = load_or_create_secret(settings.secret_file)
+    print(
+        mint_token(
+            secret,
+            args.user_id,
+            ttl_seconds=args.ttl,
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+        )
+    )
+
+
+def _openapi(_: argparse.Namespace) -> None:
+    from todo_entrypoints.http.app import create_app
+
+    print(json.dumps(create_app(settings=_settings()).openapi(), indent=2))
+
+
+def _masked(settings: Settings) -> dict[str, object]:
+    from todo_adapters.sql import safe_url
+
+    shown: dict[str, object] = {}
+    for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):
+            shown[name] = safe_url(value.get_secret_value()) if name == "database_url" else "********"
+        else:
+            shown[name] = value
+    return shown
+
+
+def _check(_: argparse.Namespace) -> None:
+    from todo_entrypoints.container import Container
+
+    settings = _settings()
+    for name, value in _masked(settings).items():
+        print(f"{name.upper():28} {value}")
+    container = Container(settings=settings)
+
+    async def probe() -> bool:
+        ok = True
+        for name, check in container.health_checks():
+            try:
+                await asyncio.wait_for(check(), 10)
+                print(f"{name}: ok")
+            except Exception as exc:
+                print(f"{name}: FAILED ({type(exc).__name__}: {exc})")
+                ok = False
+        uow = container.unit_of_work()
+        dispose = getattr(uow, "dispose", None)
+        if dispose is not None:
+            await dispose()
+        return ok
+
+    if not asyncio.run(probe()):
+        sys.exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="todo-api", description="The tasks service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--reload", action="store_true")
+    serve.set_defaults(run=_serve)
+    commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(run=_migrate)
+    token = commands.add_parser("token", help="print a bearer token for USER_ID (shared secret)")
+    token.add_argument("user_id")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.set_defaults(run=_token)
+    commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(run=_openapi)
+    commands.add_parser("check", help="show the configuration and test connections").set_defaults(run=_check)
+    args = parser.parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The FastAPI HTTP API: `create_app()` builds it from a container."""

@@ -1,0 +1,127 @@
+"""`create_app()`: the FastAPI application, built from a container on demand (never at import)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import fastapi_offline
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from todo_adapters.sql import SqlUnitOfWork
+from todo_entrypoints.container import Container
+from todo_entrypoints.http import deps, operations, routes
+from todo_entrypoints.http.middleware import Metrics, RequestContextMiddleware
+from todo_entrypoints.http.openapi import install_openapi
+from todo_entrypoints.http.problems import install_problem_handlers
+from todo_entrypoints.http.schemas import CompleteIn, TaskCreateIn, TaskPatchIn
+from todo_entrypoints.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("todo")
+
+EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "Link",
+    "X-Total-Count",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "X-Request-ID",
+    "Idempotent-Replayed",
+]
+ALLOWED_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+    "X-Request-ID",
+]
+_SWAGGER_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+
+
+def create_app(container: Container | None = None, settings: Settings | None = None) -> FastAPI:
+    """The app for one container; tests pass their own (with `override()`n adapters)."""
+    if container is None:
+        container = Container(settings=settings or Settings())
+    settings = container.settings()
+    container.wire(modules=[deps])
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        uow = container.unit_of_work()
+        if isinstance(uow, SqlUnitOfWork):
+            await uow.ensure_schema()
+        container.verifier()  # fail fast on auth misconfiguration, log how to get a token
+        log.info("tasks API ready (database: %s)", container.database_description())
+        gc.collect()
+        gc.freeze()  # start-up objects never need collecting again; keeps GC pauses short
+        try:
+            yield
+        finally:
+            if isinstance(uow, SqlUnitOfWork):
+                await uow.dispose()
+
+    app = FastAPI(
+        title="Tasks API",
+        version="0.1.0",
+        description="Multi-user tasks with bearer-token auth. Errors are RFC 9457 problem+json.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.container = container
+    app.state.metrics = Metrics()
+    install_problem_handlers(app)
+
+    app.include_router(routes.router, prefix="/api", tags=["tasks"])
+    app.include_router(
+        routes.router,
+        prefix="/api/{user_id}",
+        tags=["tasks (user in path)"],
+        dependencies=[Depends(deps.require_path_owner)],
+    )
+    app.include_router(operations.router)
+    _install_docs(app)
+    install_openapi(app, [TaskCreateIn, TaskPatchIn, CompleteIn], common_errors=(500, 503))
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=ALLOWED_HEADERS,
+        expose_headers=EXPOSED_HEADERS,
+        max_age=600,
+    )
+    app.add_middleware(
+        RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
+    )
+    return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI from assets shipped in an installed package: works with no internet."""
+    app.mount("/docs-assets", StaticFiles(directory=_SWAGGER_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json",
+            title="Tasks API – docs",
+            swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs-assets/favicon.png",
+        )

@@ -1,0 +1,60 @@
+"""ETags are the task version: `"<version>"`. Parsing of If-Match / If-None-Match lists."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from todo_domain import Task
+
+__all__ = ["etag", "expected_version", "matches", "parse_etags"]
+
+ANY = "*"
+
+
+def etag(task: Task) -> str:
+    return f'"{task.version}"'
+
+
+def parse_etags(header: str) -> set[str] | None:
+    """The entity tags of a header, weak prefixes dropped; None stands for `*`."""
+    if header.strip() == ANY:
+        return None
+    tags = set()
+    for part in header.split(","):
+        part = part.strip()
+        if part.startswith("W/"):
+            part = part[2:]
+        if part:
+            tags.add(part)
+    return tags
+
+
+def matches(header: str, task: Task) -> bool:
+    tags = parse_etags(header)
+    return tags is None or etag(task) in tags
+
+
+def _version(tag: str) -> int | None:
+    digits = tag[1:-1] if len(tag) >= 2 and tag[0] == tag[-1] == '"' else ""
+    return int(digits) if digits.isdigit() and len(digits) < 10 else None
+
+
+NO_VERSION = 0  # versions start at 1, so this never matches: a guaranteed 412
+
+
+async def expected_version(header: str | None, current: Callable[[], Awaitable[Task]]) -> int | None:
+    """The version an If-Match header asks the write to apply to (None: any).
+
+    One tag is checked by the write's compare-and-set itself; for a list of tags the current
+    version is read first and the write is then pinned to it, so it stays atomic.
+    """
+    if header is None:
+        return None
+    tags = parse_etags(header)
+    if tags is None:
+        return None
+    versions = {v for v in map(_version, tags) if v is not None}
+    if len(tags) == 1:
+        return versions.pop() if versions else NO_VERSION
+    task = await current()
+    return task.version if task.version in versions else NO_VERSION

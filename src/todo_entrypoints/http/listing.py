@@ -1,0 +1,136 @@
+"""Query parameters of `GET /tasks` → a domain TaskQuery, and the paging headers of the answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Query, Request
+from pydantic import TypeAdapter, ValidationError
+
+from todo_domain import Cursor, InvalidQuery, Page, Priority, Sort, SortField, Status, TaskQuery
+from todo_entrypoints.http.schemas import UtcDateTime, _priority_alias, _status_alias
+
+__all__ = ["list_query", "paging_headers"]
+
+_NOT_COMPLETED = frozenset({Status.PENDING, Status.IN_PROGRESS})
+_DATETIME = TypeAdapter(UtcDateTime)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for raw in values or () for v in raw.split(",") if v.strip()]
+
+
+def _statuses(values: list[str] | None) -> frozenset[Status]:
+    chosen: set[Status] = set()
+    for value in _split(values):
+        lowered = value.lower()
+        if lowered == "all":
+            return frozenset()
+        if lowered in ("active", "incomplete"):
+            chosen |= _NOT_COMPLETED
+            continue
+        try:
+            chosen.add(Status(_status_alias(lowered)))
+        except ValueError:
+            raise InvalidQuery.one("status", f"unknown status {value!r}", "invalid_choice") from None
+    return frozenset(chosen)
+
+
+def _priorities(values: list[str] | None) -> frozenset[Priority]:
+    try:
+        return frozenset(Priority(_priority_alias(v)) for v in _split(values))
+    except ValueError:
+        raise InvalidQuery.one("priority", "must be low, medium or high", "invalid_choice") from None
+
+
+def _moment(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return _DATETIME.validate_python(value)
+    except ValidationError:
+        raise InvalidQuery.one(name, "must be an RFC 3339 date-time or a date", "invalid_datetime") from None
+
+
+def _sort(sort: str | None, sort_by: str | None, order: str | None) -> Sort:
+    spec = sort or sort_by
+    if spec is None:
+        if order is not None:
+            return Sort(SortField.CREATED_AT, _descending(order))
+        return Sort()
+    descending = spec.startswith("-")
+    name = spec.lstrip("-+").strip().lower()
+    try:
+        field = SortField(name)
+    except ValueError:
+        allowed = ", ".join(f.value for f in SortField)
+        raise InvalidQuery.one(
+            "sort", f"must be one of {allowed} (prefix - to descend)", "invalid_choice"
+        ) from None
+    if order is not None:
+        descending = _descending(order)
+    return Sort(field, descending)
+
+
+def _descending(order: str) -> bool:
+    lowered = order.lower()
+    if lowered not in ("asc", "desc"):
+        raise InvalidQuery.one("order", "must be asc or desc", "invalid_choice")
+    return lowered == "desc"
+
+
+def list_query(
+    status: Annotated[
+        list[str] | None,
+        Query(description="repeatable or comma-separated: pending, in_progress, completed, all, active"),
+    ] = None,
+    completed: Annotated[bool | None, Query()] = None,
+    priority: Annotated[list[str] | None, Query(description="repeatable: low, medium, high")] = None,
+    tag: Annotated[list[str] | None, Query(description="repeatable; a task must have all of them")] = None,
+    q: Annotated[str | None, Query(description="case-insensitive text in title or description")] = None,
+    due_before: Annotated[str | None, Query(description="exclusive upper bound (RFC 3339 or date)")] = None,
+    due_after: Annotated[str | None, Query(description="inclusive lower bound (RFC 3339 or date)")] = None,
+    overdue: Annotated[bool | None, Query()] = None,
+    sort: Annotated[
+        str | None,
+        Query(description="created_at, updated_at, due_date, priority or title; prefix - to descend"),
+    ] = None,
+    sort_by: Annotated[str | None, Query(description="alternative to sort, with order")] = None,
+    order: Annotated[str | None, Query(description="asc or desc")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="opaque; from the Link header")] = None,
+    offset: Annotated[int | None, Query(ge=0, le=1_000_000_000)] = None,
+    skip: Annotated[int | None, Query(ge=0, le=1_000_000_000, description="alias of offset")] = None,
+) -> TaskQuery:
+    return TaskQuery(
+        statuses=_statuses(status),
+        completed=completed,
+        priorities=_priorities(priority),
+        tags=tuple(_split(tag)),
+        text=q,
+        due_before=_moment("due_before", due_before),
+        due_after=_moment("due_after", due_after),
+        overdue=overdue,
+        sort=_sort(sort, sort_by, order),
+        limit=limit,
+        cursor=None if cursor is None else Cursor.decode(cursor),
+        offset=offset if offset is not None else (skip or 0),
+    )
+
+
+def paging_headers(request: Request, query: TaskQuery, page: Page) -> dict[str, str]:
+    headers = {"X-Total-Count": str(page.total)}
+    by_offset = "offset" in request.query_params or "skip" in request.query_params
+    if by_offset and page.next_offset is not None:
+        url = request.url.remove_query_params(["skip", "cursor"]).include_query_params(
+            offset=page.next_offset
+        )
+    elif page.next_cursor is not None:
+        url = request.url.remove_query_params(["offset", "skip"]).include_query_params(
+            cursor=page.next_cursor.encode()
+        )
+    else:
+        return headers
+    headers["Link"] = f'<{url}>; rel="next"'
+    return headers

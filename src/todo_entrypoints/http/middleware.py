@@ -1,0 +1,141 @@
+"""Pure-ASGI middleware for every request: request id, body size limit, access log, metrics.
+
+Written against raw ASGI (not BaseHTTPMiddleware) because it sits on the hot path and must
+also see bodies that arrive in chunks without a Content-Length.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from todo_entrypoints.http.problems import HttpProblem, request_id_var
+
+__all__ = ["BodyTooLarge", "Metrics", "RequestContextMiddleware"]
+
+access_log = logging.getLogger("todo.access")
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class Metrics:
+    """Prometheus collectors of one app (its own registry, so apps in one process never clash)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests by route template, method and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency by route template and method",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+
+
+def BodyTooLarge(limit: int) -> HttpProblem:  # noqa: N802  (an error constructor)
+    return HttpProblem(413, "payload_too_large", f"The request body exceeds {limit} bytes.")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # Not reset afterwards: each request runs in its own task (its own context copy), and
+        # the last-resort 500 handler runs after this middleware has returned.
+        request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        raw_id = request_id.encode()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", raw_id)]
+            await send(message)
+
+        try:
+            await self.app(scope, self._limited(scope, receive), send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            state = scope.get("state") or {}
+            access_log.info(
+                "%s %s %s %.1fms",
+                method,
+                route,
+                status,
+                elapsed * 1000,
+                extra={
+                    "method": method,
+                    "route": route,
+                    "path": scope.get("path"),
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "user": state.get("user"),
+                    "request_id": request_id,
+                },
+            )
+
+    def _limited(self, scope: Scope, receive: Receive) -> Receive:
+        """A receive that refuses bodies over the limit, declared or not."""
+        limit = self.max_body_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+
+            async def refuse() -> Message:
+                raise BodyTooLarge(limit)
+
+            return refuse
+        received = 0
+
+        async def counting() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return counting
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (bounded label cardinality), never the raw path.
+
+    FastAPI ≥ 0.16x keeps included routers as groups and records the full template on its
+    per-request route context; older versions put the prefixed route itself in the scope.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
+    return template if isinstance(template, str) and template else "<unmatched>"
+
+
+def _header(scope: Scope, name: bytes) -> Any:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None

@@ -1,0 +1,55 @@
+"""Routes for operators: liveness, readiness, metrics. Never authenticated, never rate limited."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from todo_domain import StorageUnavailable
+from todo_entrypoints.http.deps import HealthChecksDep
+from todo_entrypoints.http.schemas import ReadinessOut
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+READINESS_TIMEOUT_SECONDS = 3.0
+
+
+@router.get("/health", summary="Liveness: the process answers (no I/O)")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/health/ready",
+    response_model=ReadinessOut,
+    summary="Readiness: every dependency answers",
+    responses={503: {"model": ReadinessOut, "description": "a dependency is down"}},
+)
+async def ready(checks: HealthChecksDep) -> JSONResponse:
+    results: dict[str, str] = {}
+    for name, check in checks:
+        try:
+            await asyncio.wait_for(check(), READINESS_TIMEOUT_SECONDS)
+            results[name] = "ok"
+        except (StorageUnavailable, TimeoutError, OSError):
+            results[name] = "unavailable"
+    healthy = all(v == "ok" for v in results.values())
+    body = {"status": "ok" if healthy else "unavailable", "checks": results}
+    return JSONResponse(
+        body, status_code=200 if healthy else 503, headers={} if healthy else {"Retry-After": "5"}
+    )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

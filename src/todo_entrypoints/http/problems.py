@@ -1,0 +1,226 @@
+"""Every error response is RFC 9457 problem+json; this module is the one table that maps errors.
+
+Domain errors, auth failures, HTTP-level refusals, framework validation and the last-resort
+500 all end here, so a client only ever sees one error shape with a string `detail`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from todo_adapters.auth import AuthUnavailable, InvalidToken
+from todo_domain.errors import (
+    ChangeTokenExpired,
+    DomainError,
+    FieldError,
+    IdempotencyKeyReused,
+    StorageUnavailable,
+    TaskNotFound,
+    ValidationFailed,
+    VersionConflict,
+)
+
+__all__ = ["PROBLEM_JSON", "HttpProblem", "install_problem_handlers", "problem_response", "request_id_var"]
+
+PROBLEM_JSON = "application/problem+json"
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+log = logging.getLogger("todo.http")
+
+
+class HttpProblem(Exception):
+    """An HTTP-level refusal raised by our own glue (auth, preconditions, bodies, media types)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        errors: Sequence[FieldError] = (),
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.errors = tuple(errors)
+        self.extra = dict(extra or {})
+
+
+TITLES = {
+    400: "Malformed request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    410: "Sync token expired",
+    412: "Precondition failed",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Request validation failed",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+DEFAULT_CODES = {
+    400: "malformed_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "sync_expired",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+RETRY_AFTER_SECONDS = "5"
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    errors: Sequence[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Response:
+    code = code or DEFAULT_CODES.get(status, "error")
+    body: dict[str, Any] = {
+        "type": f"/problems/{code.replace('_', '-')}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "code": code,
+        "request_id": request_id_var.get(),
+    }
+    if errors:
+        body["errors"] = [{"field": e.field, "message": e.message, "code": e.code} for e in errors]
+    body.update(extra or {})
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _domain_problem(request: Request, exc: DomainError) -> Response:
+    """The one table from domain errors to HTTP."""
+    match exc:
+        case TaskNotFound():
+            return problem_response(request, 404, "The task does not exist.")
+        case IdempotencyKeyReused():
+            return problem_response(request, 422, str(exc), code="idempotency_key_reused", errors=exc.errors)
+        case ValidationFailed():
+            return problem_response(request, 422, str(exc), errors=exc.errors)
+        case VersionConflict():
+            return problem_response(
+                request,
+                412,
+                f"The task is at version {exc.current}, not {exc.expected}.",
+                headers={"ETag": f'"{exc.current}"'},
+            )
+        case ChangeTokenExpired():
+            return problem_response(request, 410, str(exc))
+        case StorageUnavailable():
+            log.warning("storage unavailable: %s", exc)
+            return problem_response(
+                request,
+                503,
+                "The database is unavailable; retry shortly.",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+    return _internal(request, exc)
+
+
+def _internal(request: Request, exc: BaseException) -> Response:
+    log.error("unhandled error (request %s)", request_id_var.get(), exc_info=exc)
+    # Answered by Starlette's outermost middleware, past our request-id middleware: add it here.
+    return problem_response(
+        request,
+        500,
+        "An unexpected error occurred; it has been logged.",
+        headers={"X-Request-ID": request_id_var.get()},
+    )
+
+
+def _validation_field(loc: Sequence[int | str]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _validation_problem(request: Request, exc: RequestValidationError) -> Response:
+    errors = [
+        FieldError(_validation_field(e.get("loc", ())), str(e.get("msg", "is invalid")), str(e.get("type")))
+        for e in exc.errors()
+    ]
+    if any(e.code == "json_invalid" for e in errors):
+        return problem_response(request, 400, "The request body is not valid JSON.")
+    return problem_response(request, 422, "; ".join(str(e) for e in errors), errors=errors)
+
+
+def _http_problem(request: Request, exc: HttpProblem) -> Response:
+    return problem_response(
+        request,
+        exc.status,
+        exc.detail,
+        code=exc.code,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+def _starlette_problem(request: Request, exc: StarletteHTTPException) -> Response:
+    headers = dict(exc.headers or {})
+    detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "Error")
+    if exc.status_code == 404:
+        detail = "No such resource."
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed here."
+    return problem_response(request, exc.status_code, detail, headers=headers)
+
+
+def _unauthorized(request: Request, exc: InvalidToken) -> Response:
+    description = exc.description.replace('"', "'")
+    return problem_response(
+        request,
+        401,
+        exc.description,
+        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'},
+    )
+
+
+def _auth_unavailable(request: Request, exc: AuthUnavailable) -> Response:
+    log.warning("token verification unavailable: %s", exc)
+    return problem_response(
+        request,
+        503,
+        "Tokens cannot be verified right now; retry shortly.",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(HttpProblem, _http_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _starlette_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(InvalidToken, _unauthorized)  # type: ignore[arg-type]
+    app.add_exception_handler(AuthUnavailable, _auth_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _internal)

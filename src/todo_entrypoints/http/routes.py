@@ -1,0 +1,198 @@
+"""Task and tag routes: parse → one use case → representation. One router, mounted twice
+(`/api/…` and `/api/{user_id}/…`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import Response
+
+from todo_domain import Task, TaskNotFound, TaskQuery, TaskService
+from todo_entrypoints.http.bodies import read_json
+from todo_entrypoints.http.conditional import etag, expected_version, matches
+from todo_entrypoints.http.deps import OwnerDep, ServiceDep
+from todo_entrypoints.http.listing import list_query, paging_headers
+from todo_entrypoints.http.openapi import ERRORS, body_schema
+from todo_entrypoints.http.schemas import (
+    CompleteIn,
+    TagOut,
+    TaskCreateIn,
+    TaskOut,
+    TaskPatchIn,
+    dump_json,
+    tag_to_wire,
+    task_to_wire,
+    to_new_task,
+    to_patch,
+)
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+IfMatch = Annotated[str | None, Header(description='"<version>" or *; a mismatch is 412')]
+IfNoneMatch = Annotated[str | None, Header(description='"<version>"; a match is 304')]
+ETAG_HEADER = {"ETag": {"description": 'the task version, "<n>"', "schema": {"type": "string"}}}
+
+
+class JSONBytes(Response):
+    media_type = "application/json"
+
+
+def _task_id(raw: str) -> UUID:
+    """Ids are opaque to clients: anything that is not one of ours is simply not found."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise TaskNotFound(raw) from None
+
+
+def _task_response(task: Task, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONBytes(dump_json(task_to_wire(task)), status, headers={"ETag": etag(task), **(headers or {})})
+
+
+@router.get(
+    "/tasks",
+    response_model=list[TaskOut],
+    summary="List tasks",
+    responses={
+        200: {
+            "headers": {
+                "X-Total-Count": {"description": "all matching tasks", "schema": {"type": "integer"}},
+                "Link": {
+                    "description": '<…>; rel="next" when there is a next page',
+                    "schema": {"type": "string"},
+                },
+            }
+        },
+        **ERRORS(401, 403, 422),
+    },
+)
+async def list_tasks(
+    request: Request, owner: OwnerDep, service: ServiceDep, query: Annotated[TaskQuery, Depends(list_query)]
+) -> Response:
+    page = await service.list(owner, query)
+    body = dump_json([task_to_wire(t) for t in page.items])
+    return JSONBytes(body, headers=paging_headers(request, query, page))
+
+
+@router.post(
+    "/tasks",
+    status_code=201,
+    response_model=TaskOut,
+    summary="Create a task",
+    openapi_extra=body_schema(TaskCreateIn),
+    responses={
+        201: {
+            "headers": {
+                **ETAG_HEADER,
+                "Location": {"description": "the new task", "schema": {"type": "string"}},
+            }
+        },
+        **ERRORS(400, 401, 403, 413, 415, 422),
+    },
+)
+async def create_task(request: Request, owner: OwnerDep, service: ServiceDep) -> Response:
+    body = await read_json(request, TaskCreateIn)
+    assert body is not None
+    task = await service.create(owner, to_new_task(body))
+    return _task_response(task, 201, {"Location": f"{request.url.path}/{task.id}"})
+
+
+@router.get(
+    "/tasks/{task_id}",
+    response_model=TaskOut,
+    summary="Get a task",
+    responses={200: {"headers": ETAG_HEADER}, 304: {"description": "not modified"}, **ERRORS(401, 403, 404)},
+)
+async def get_task(
+    task_id: str, owner: OwnerDep, service: ServiceDep, if_none_match: IfNoneMatch = None
+) -> Response:
+    task = await service.get(owner, _task_id(task_id))
+    if if_none_match is not None and matches(if_none_match, task):
+        return Response(status_code=304, headers={"ETag": etag(task)})
+    return _task_response(task)
+
+
+async def _write_version(service: TaskService, owner: str, task_id: UUID, if_match: str | None) -> int | None:
+    return await expected_version(if_match, lambda: service.get(owner, task_id))
+
+
+@router.put(
+    "/tasks/{task_id}",
+    response_model=TaskOut,
+    summary="Replace a task",
+    openapi_extra=body_schema(TaskCreateIn),
+    responses={200: {"headers": ETAG_HEADER}, **ERRORS(400, 401, 403, 404, 412, 413, 415, 422)},
+)
+async def replace_task(
+    request: Request, task_id: str, owner: OwnerDep, service: ServiceDep, if_match: IfMatch = None
+) -> Response:
+    uid = _task_id(task_id)
+    body = await read_json(request, TaskCreateIn)
+    assert body is not None
+    version = await _write_version(service, owner, uid, if_match)
+    return _task_response(await service.replace(owner, uid, to_new_task(body), expected_version=version))
+
+
+@router.patch(
+    "/tasks/{task_id}",
+    response_model=TaskOut,
+    summary="Change some fields of a task",
+    openapi_extra=body_schema(TaskPatchIn, merge_patch=True),
+    responses={200: {"headers": ETAG_HEADER}, **ERRORS(400, 401, 403, 404, 412, 413, 415, 422)},
+)
+async def update_task(
+    request: Request, task_id: str, owner: OwnerDep, service: ServiceDep, if_match: IfMatch = None
+) -> Response:
+    uid = _task_id(task_id)
+    body = await read_json(request, TaskPatchIn)
+    assert body is not None
+    version = await _write_version(service, owner, uid, if_match)
+    return _task_response(await service.update(owner, uid, to_patch(body), expected_version=version))
+
+
+@router.delete(
+    "/tasks/{task_id}",
+    status_code=204,
+    summary="Delete a task",
+    response_class=Response,
+    responses={204: {"description": "deleted"}, **ERRORS(401, 403, 404, 412)},
+)
+async def delete_task(
+    task_id: str, owner: OwnerDep, service: ServiceDep, if_match: IfMatch = None
+) -> Response:
+    uid = _task_id(task_id)
+    version = await _write_version(service, owner, uid, if_match)
+    await service.delete(owner, uid, expected_version=version)
+    return Response(status_code=204)
+
+
+@router.patch(
+    "/tasks/{task_id}/complete",
+    response_model=TaskOut,
+    summary="Complete, reopen or toggle a task",
+    description='No body toggles; `{"completed": true|false}` sets (idempotent).',
+    openapi_extra=body_schema(CompleteIn, required=False),
+    responses={200: {"headers": ETAG_HEADER}, **ERRORS(400, 401, 403, 404, 412, 413, 415, 422)},
+)
+async def complete_task(
+    request: Request, task_id: str, owner: OwnerDep, service: ServiceDep, if_match: IfMatch = None
+) -> Response:
+    uid = _task_id(task_id)
+    body = await read_json(request, CompleteIn, required=False)
+    completed = None if body is None else body.completed
+    version = await _write_version(service, owner, uid, if_match)
+    return _task_response(await service.set_completed(owner, uid, completed, expected_version=version))
+
+
+@router.get(
+    "/tags",
+    response_model=list[TagOut],
+    summary="Tags with their open and total task counts",
+    responses=ERRORS(401, 403),
+)
+async def list_tags(owner: OwnerDep, service: ServiceDep) -> Response:
+    return JSONBytes(dump_json([tag_to_wire(t) for t in await service.list_tags(owner)]))

@@ -1,0 +1,227 @@
+"""The wire format: pydantic request/response models and the explicit mapping to the domain.
+
+Lenient where clients differ (status/priority aliases, bare recurrence strings, naive or
+date-only datetimes read as UTC), strict where it matters (unknown fields are named in a 422;
+read-only fields of the representation are accepted and ignored).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from todo_domain import NewTask, Priority, Recurrence, Status, TagCount, Task, TaskPatch
+from todo_domain.values import Frequency
+
+__all__ = [
+    "READ_ONLY_FIELDS",
+    "CompleteIn",
+    "TagOut",
+    "TaskCreateIn",
+    "TaskOut",
+    "TaskPatchIn",
+    "dump_json",
+    "tag_to_wire",
+    "task_to_wire",
+    "to_new_task",
+    "to_patch",
+]
+
+READ_ONLY_FIELDS = frozenset({"id", "user_id", "created_at", "updated_at", "completed_at", "version"})
+
+_STATUS_ALIASES = {
+    "todo": "pending",
+    "not_started": "pending",
+    "open": "pending",
+    "in-progress": "in_progress",
+    "doing": "in_progress",
+    "done": "completed",
+}
+_PRIORITY_ALIASES = {"normal": "medium", "urgent": "high", "critical": "high"}
+
+
+def _status_alias(value: Any) -> Any:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        return _STATUS_ALIASES.get(lowered, lowered)
+    return value
+
+
+def _priority_alias(value: Any) -> Any:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        return _PRIORITY_ALIASES.get(lowered, lowered)
+    return value
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Naive means UTC (never the server's local time); aware values are converted."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC (years 1–9999)") from None
+
+
+def _bare_recurrence(value: Any) -> Any:
+    return {"frequency": value} if isinstance(value, str) else value
+
+
+StatusIn = Annotated[Status, BeforeValidator(_status_alias)]
+PriorityIn = Annotated[Priority, BeforeValidator(_priority_alias)]
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+class RecurrenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    frequency: Annotated[Frequency, BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)]
+    interval: int = Field(1, ge=1, le=365)
+
+
+RecurrenceField = Annotated[RecurrenceIn | None, BeforeValidator(_bare_recurrence)]
+
+
+class _Body(BaseModel):
+    """Shared by every write body: read-only representation fields are dropped, others refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_read_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
+        return data
+
+
+class TaskCreateIn(_Body):
+    """A new task (POST) or a full replacement (PUT): omitted optional fields take defaults."""
+
+    title: str = Field(description="1–255 characters after trimming; no control characters")
+    description: str | None = Field(None, description="≤ 10,000 characters; '' is stored as null")
+    status: StatusIn | None = None
+    completed: bool | None = Field(None, description="shorthand for status=completed; must agree with status")
+    priority: PriorityIn = Priority.MEDIUM
+    tags: list[str] = Field(default_factory=list, description="≤ 20 tags, each 1–50 characters")
+    due_date: UtcDateTime | None = None
+    remind_at: UtcDateTime | None = None
+    recurrence: RecurrenceField = None
+
+
+class TaskPatchIn(_Body):
+    """A partial change: absent fields are untouched, null clears a nullable field."""
+
+    title: str | None = None
+    description: str | None = None
+    status: StatusIn | None = None
+    completed: bool | None = None
+    priority: PriorityIn | None = None
+    tags: list[str] | None = None
+    due_date: UtcDateTime | None = None
+    remind_at: UtcDateTime | None = None
+    recurrence: RecurrenceField = None
+
+
+class CompleteIn(_Body):
+    completed: bool | None = Field(None, description="true completes, false reopens, absent/null toggles")
+
+
+def _recurrence(value: RecurrenceIn | None) -> Recurrence | None:
+    return None if value is None else Recurrence(value.frequency, value.interval)
+
+
+def to_new_task(body: TaskCreateIn) -> NewTask:
+    return NewTask(
+        title=body.title,
+        description=body.description,
+        status=body.status,
+        completed=body.completed,
+        priority=body.priority,
+        tags=body.tags,
+        due_date=body.due_date,
+        remind_at=body.remind_at,
+        recurrence=_recurrence(body.recurrence),
+    )
+
+
+def to_patch(body: TaskPatchIn) -> TaskPatch:
+    given: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
+    if "recurrence" in given:
+        given["recurrence"] = _recurrence(body.recurrence)
+    return TaskPatch(**given)
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+class RecurrenceOut(BaseModel):
+    frequency: Frequency
+    interval: int
+
+
+class TaskOut(BaseModel):
+    """The task representation (documentation; responses are serialised by `task_to_wire`)."""
+
+    id: str = Field(description="UUID version 7")
+    user_id: str
+    title: str
+    description: str | None
+    status: Status
+    completed: bool
+    priority: Priority
+    tags: list[str]
+    due_date: datetime | None
+    remind_at: datetime | None
+    recurrence: RecurrenceOut | None
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class TagOut(BaseModel):
+    name: str
+    open: int = Field(description="tasks with this tag that are not completed")
+    total: int
+
+
+class ReadinessOut(BaseModel):
+    status: Literal["ok", "degraded", "unavailable"]
+    checks: dict[str, str]
+
+
+def task_to_wire(task: Task) -> dict[str, Any]:
+    recurrence = task.recurrence
+    return {
+        "id": str(task.id),
+        "user_id": task.owner,
+        "title": task.title,
+        "description": task.description,
+        "status": task.status.value,
+        "completed": task.completed,
+        "priority": task.priority.value,
+        "tags": list(task.tags),
+        "due_date": task.due_date,
+        "remind_at": task.remind_at,
+        "recurrence": None
+        if recurrence is None
+        else {"frequency": recurrence.frequency.value, "interval": recurrence.interval},
+        "completed_at": task.completed_at,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "version": task.version,
+    }
+
+
+def tag_to_wire(tag: TagCount) -> dict[str, Any]:
+    return {"name": tag.name, "open": tag.open, "total": tag.total}
+
+
+def dump_json(value: Any) -> bytes:
+    """orjson with UTC datetimes written as `…Z` (RFC 3339)."""
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z)

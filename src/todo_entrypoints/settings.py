@@ -1,0 +1,135 @@
+"""Typed settings from the environment and an optional .env file, validated once at start."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from todo_adapters.sql import DatabaseConfig
+
+__all__ = ["Environment", "Settings"]
+
+MIN_SECRET_BYTES = 32
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+
+
+def _alias(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Names are the environment variables (case-insensitive)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+
+    # -- database ---------------------------------------------------------------------------
+    database_url: SecretStr = SecretStr("sqlite:///./todo.db")
+    auto_migrate: bool | None = Field(
+        default=None, description="default: on for SQLite and outside production"
+    )
+    db_pool_size: int = Field(10, ge=1, validation_alias=_alias("db_pool_size", "sqlalchemy_pool_size"))
+    db_max_overflow: int = Field(
+        20, ge=0, validation_alias=_alias("db_max_overflow", "sqlalchemy_max_overflow")
+    )
+    db_pool_timeout: float = Field(
+        30.0, gt=0, validation_alias=_alias("db_pool_timeout", "sqlalchemy_pool_timeout")
+    )
+    db_pool_recycle: int = Field(1800, validation_alias=_alias("db_pool_recycle", "sqlalchemy_pool_recycle"))
+    db_statement_timeout_ms: int = Field(10_000, ge=0)
+    db_pgbouncer: bool = False
+
+    # -- auth --------------------------------------------------------------------------------
+    auth_jwt_secret: SecretStr | None = Field(
+        default=None, validation_alias=_alias("auth_jwt_secret", "better_auth_secret", "jwt_secret")
+    )
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_leeway_seconds: int = Field(30, ge=0, le=600)
+    dev_secret_file: Path | None = Field(
+        default=None, description="where the development secret lives; default: beside the SQLite file"
+    )
+
+    # -- HTTP -------------------------------------------------------------------------------
+    max_body_bytes: int = Field(262_144, ge=1024)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: str = "INFO"
+    log_format: str | None = Field(default=None, description="json | text; default: json in production")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if not self.cors_origins and self.environment is not Environment.PRODUCTION:
+            self.cors_origins = ["http://localhost:3000", "http://127.0.0.1:3000"]
+        if "*" in self.cors_origins:
+            raise ValueError("CORS_ORIGINS must list origins; '*' is refused (credentials are allowed)")
+        secret = self.auth_jwt_secret
+        weak = secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES
+        if weak and self.environment is Environment.PRODUCTION:
+            raise ValueError(f"AUTH_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes in production")
+        if self.environment is Environment.PRODUCTION and not self.has_verifier:
+            raise ValueError(
+                "ENVIRONMENT=production needs a token verifier: set AUTH_JWKS_URL or AUTH_JWT_SECRET"
+            )
+        return self
+
+    @property
+    def has_verifier(self) -> bool:
+        return self.auth_jwt_secret is not None or self.auth_jwks_url is not None
+
+    @property
+    def is_memory(self) -> bool:
+        return self.database_url.get_secret_value().strip() == "memory://"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.get_secret_value().strip().startswith("sqlite")
+
+    @property
+    def should_migrate(self) -> bool:
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.is_sqlite or self.environment is not Environment.PRODUCTION
+
+    @property
+    def database(self) -> DatabaseConfig:
+        return DatabaseConfig(
+            url=self.database_url.get_secret_value(),
+            pool_size=self.db_pool_size,
+            max_overflow=self.db_max_overflow,
+            pool_timeout=self.db_pool_timeout,
+            pool_recycle=self.db_pool_recycle,
+            statement_timeout_ms=self.db_statement_timeout_ms,
+            pgbouncer=self.db_pgbouncer,
+        )
+
+    @property
+    def secret_file(self) -> Path:
+        """The development secret: beside the SQLite file, else in the working directory."""
+        if self.dev_secret_file is not None:
+            return self.dev_secret_file
+        if self.is_sqlite:
+            database = make_url(self.database_url.get_secret_value().strip()).database
+            if database and database != ":memory:":
+                return Path(database).expanduser().resolve().parent / ".todo-dev-secret"
+        return Path.cwd() / ".todo-dev-secret"
