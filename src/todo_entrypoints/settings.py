@@ -31,7 +31,11 @@ class Settings(BaseSettings):
     """Every knob of the service. Names are the environment variables (case-insensitive)."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
     )
 
     environment: Environment = Environment.DEVELOPMENT
