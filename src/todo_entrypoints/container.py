@@ -7,9 +7,15 @@ from collections.abc import Awaitable, Callable
 
 from dependency_injector import containers, providers
 
-from todo_adapters.auth import SharedSecretVerifier, TokenRouter
+from todo_adapters.auth import (
+    JwksVerifier,
+    SessionTable,
+    SessionTokenVerifier,
+    SharedSecretVerifier,
+    TokenRouter,
+)
 from todo_adapters.memory import InMemoryUnitOfWork
-from todo_adapters.sql import SqlUnitOfWork, create_engine, safe_url
+from todo_adapters.sql import DatabaseConfig, SqlUnitOfWork, create_engine, safe_url
 from todo_domain import SystemClock, TaskService, UnitOfWork, Uuid7Generator
 from todo_entrypoints.dev_secret import load_or_create_secret
 from todo_entrypoints.settings import Environment, Settings
@@ -27,24 +33,50 @@ def _unit_of_work(settings: Settings) -> UnitOfWork:
     return SqlUnitOfWork(create_engine(settings.database), auto_migrate=settings.should_migrate)
 
 
-def _verifier(settings: Settings) -> TokenRouter:
-    leeway = settings.auth_leeway_seconds
-    secret = settings.auth_jwt_secret
-    secret_value: str | None
-    if secret is None and settings.environment is not Environment.PRODUCTION and not settings.has_verifier:
+def _shared_secret(settings: Settings) -> SharedSecretVerifier | None:
+    """HS256 with AUTH_JWT_SECRET; in development with no auth configured, a generated secret."""
+    if settings.auth_jwt_secret is not None:
+        secret = settings.auth_jwt_secret.get_secret_value()
+    elif settings.environment is not Environment.PRODUCTION and not settings.has_verifier:
         path = settings.secret_file
         log.info("development auth: tokens signed with %s; mint one with `todo-api token USER_ID`", path)
-        secret_value = load_or_create_secret(path)
+        secret = load_or_create_secret(path)
     else:
-        secret_value = None if secret is None else secret.get_secret_value()
-    hmac = (
-        None
-        if secret_value is None
-        else SharedSecretVerifier(
-            secret_value, issuer=settings.auth_issuer, audience=settings.auth_audience, leeway=leeway
-        )
+        return None
+    return SharedSecretVerifier(
+        secret,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        leeway=settings.auth_leeway_seconds,
     )
-    return TokenRouter(hmac=hmac)
+
+
+def _jwks(settings: Settings) -> JwksVerifier | None:
+    if settings.auth_jwks_url is None:
+        return None
+    return JwksVerifier(
+        settings.auth_jwks_url,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        leeway=settings.auth_leeway_seconds,
+        timeout=settings.auth_jwks_timeout_seconds,
+    )
+
+
+def _session(settings: Settings) -> SessionTokenVerifier | None:
+    url, secret = settings.auth_session_database_url, settings.auth_jwt_secret
+    if url is None or secret is None:
+        return None
+    engine = create_engine(DatabaseConfig(url.get_secret_value(), pool_size=5, max_overflow=5))
+    table = SessionTable(
+        settings.auth_session_table,
+        settings.auth_session_token_column,
+        settings.auth_session_user_column,
+        settings.auth_session_expires_column,
+    )
+    return SessionTokenVerifier(
+        engine, secret.get_secret_value(), table=table, allow_unsigned=settings.auth_session_allow_unsigned
+    )
 
 
 def _health_checks(uow: UnitOfWork) -> list[HealthCheck]:
@@ -65,6 +97,11 @@ class Container(containers.DeclarativeContainer):
     ids = providers.Singleton(Uuid7Generator)
     unit_of_work = providers.Singleton(_unit_of_work, settings)
     service = providers.Singleton(TaskService, unit_of_work, clock=clock, ids=ids)
-    verifier = providers.Singleton(_verifier, settings)
+    shared_secret_verifier = providers.Singleton(_shared_secret, settings)
+    jwks_verifier = providers.Singleton(_jwks, settings)
+    session_verifier = providers.Singleton(_session, settings)
+    verifier = providers.Singleton(
+        TokenRouter, hmac=shared_secret_verifier, jwks=jwks_verifier, session=session_verifier
+    )
     health_checks = providers.Singleton(_health_checks, unit_of_work)
     database_description = providers.Callable(_describe, settings)

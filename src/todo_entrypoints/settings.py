@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     auth_issuer: str | None = None
     auth_audience: str | None = None
     auth_leeway_seconds: int = Field(30, ge=0, le=600)
+    auth_session_database_url: SecretStr | None = Field(
+        default=None, description="Better Auth's database, for bearer session tokens"
+    )
+    auth_session_table: str = "session"
+    auth_session_token_column: str = "token"
+    auth_session_user_column: str = "userId"
+    auth_session_expires_column: str = "expiresAt"
+    auth_session_allow_unsigned: bool = False
+    auth_jwks_timeout_seconds: float = Field(3.0, gt=0, le=30)
     dev_secret_file: Path | None = Field(
         default=None, description="where the development secret lives; default: beside the SQLite file"
     )
@@ -91,15 +100,20 @@ class Settings(BaseSettings):
         weak = secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES
         if weak and self.environment is Environment.PRODUCTION:
             raise ValueError(f"AUTH_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes in production")
+        if self.auth_session_database_url is not None and self.auth_jwt_secret is None:
+            raise ValueError("AUTH_SESSION_DATABASE_URL needs BETTER_AUTH_SECRET to check token signatures")
         if self.environment is Environment.PRODUCTION and not self.has_verifier:
             raise ValueError(
-                "ENVIRONMENT=production needs a token verifier: set AUTH_JWKS_URL or AUTH_JWT_SECRET"
+                "ENVIRONMENT=production needs a token verifier: "
+                "set AUTH_JWKS_URL, AUTH_JWT_SECRET or AUTH_SESSION_DATABASE_URL"
             )
         return self
 
     @property
     def has_verifier(self) -> bool:
-        return self.auth_jwt_secret is not None or self.auth_jwks_url is not None
+        return any(
+            v is not None for v in (self.auth_jwt_secret, self.auth_jwks_url, self.auth_session_database_url)
+        )
 
     @property
     def is_memory(self) -> bool:

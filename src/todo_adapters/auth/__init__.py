@@ -6,13 +6,18 @@ TokenVerifier.verify(token) -> Principal      or raises
 """
 
 from todo_adapters.auth.base import AuthUnavailable, InvalidToken, Principal, TokenVerifier
+from todo_adapters.auth.jwks import JwksVerifier
 from todo_adapters.auth.router import TokenRouter
+from todo_adapters.auth.session import SessionTable, SessionTokenVerifier
 from todo_adapters.auth.shared_secret import SharedSecretVerifier, mint_token
 
 __all__ = [
     "AuthUnavailable",
     "InvalidToken",
+    "JwksVerifier",
     "Principal",
+    "SessionTable",
+    "SessionTokenVerifier",
     "SharedSecretVerifier",
     "TokenRouter",
     "TokenVerifier",

@@ -64,6 +64,9 @@ def create_app(container: Container | None = None, settings: Settings | None = N
         if isinstance(uow, SqlUnitOfWork):
             await uow.ensure_schema()
         container.verifier()  # fail fast on auth misconfiguration, log how to get a token
+        jwks = container.jwks_verifier()
+        if jwks is not None:
+            await jwks.warm_up()  # not fatal: an unreachable JWKS means 503s until it answers
         log.info("tasks API ready (database: %s)", container.database_description())
         gc.collect()
         gc.freeze()  # start-up objects never need collecting again; keeps GC pauses short
@@ -72,6 +75,9 @@ def create_app(container: Container | None = None, settings: Settings | None = N
         finally:
             if isinstance(uow, SqlUnitOfWork):
                 await uow.dispose()
+            session = container.session_verifier()
+            if session is not None:
+                await session.dispose()
 
     app = FastAPI(
         title="Tasks API",
