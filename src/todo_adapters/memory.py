@@ -11,12 +11,14 @@ import dataclasses
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from todo_domain.errors import VersionConflict
+from todo_domain.errors import IdempotencyKeyInFlight, VersionConflict
 from todo_domain.model import Task
 from todo_domain.query import Page, TagCount, TaskQuery, compare, sort_value
+from todo_domain.sync import FeedPage, Purged, StoredKey
 
 __all__ = ["InMemoryUnitOfWork"]
 
@@ -25,10 +27,23 @@ def _copy(task: Task) -> Task:
     return dataclasses.replace(task)
 
 
+@dataclass
+class _Store:
+    """Everything committed, shared by all transactions of one InMemoryUnitOfWork."""
+
+    tasks: dict[UUID, Task] = field(default_factory=dict)
+    revisions: dict[UUID, int] = field(default_factory=dict)
+    owners: dict[str, list[int]] = field(default_factory=dict)  # owner -> [revision, purged]
+    keys: dict[tuple[str, str], tuple[StoredKey, datetime]] = field(default_factory=dict)
+    keys_in_flight: set[tuple[str, str]] = field(default_factory=set)
+
+
 class _Repository:
-    def __init__(self, committed: dict[UUID, Task]) -> None:
-        self._committed = committed
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+        self._committed = store.tasks
         self.staged: dict[UUID, tuple[Task, int | None]] = {}
+        self.staged_keys: dict[tuple[str, str], StoredKey] = {}
 
     def _current(self, task_id: UUID) -> Task | None:
         if task_id in self.staged:
@@ -86,11 +101,52 @@ class _Repository:
                 entry[1] += 1
         return [TagCount(name, open_, total) for name, (open_, total) in sorted(counts.items())]
 
+    async def changes_since(
+        self, owner: str, revision: int, limit: int, *, include_deleted: bool
+    ) -> FeedPage:
+        revisions = self._store.revisions
+        rows = sorted(
+            (revisions[t.id], _copy(t))
+            for t in self._committed.values()
+            if t.owner == owner and revisions[t.id] > revision and (include_deleted or not t.deleted)
+        )
+        current, purged = self._store.owners.get(owner, [0, 0])
+        return FeedPage(tuple(rows[: limit + 1]), current, purged)
+
+    async def find_key(self, owner: str, key: str) -> StoredKey | None:
+        found = self._store.keys.get((owner, key))
+        return None if found is None else StoredKey(found[0].fingerprint, _copy(found[0].task))
+
+    async def remember_key(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
+        slot = (owner, key)
+        if slot in self._store.keys or slot in self._store.keys_in_flight:
+            raise IdempotencyKeyInFlight()
+        self._store.keys_in_flight.add(slot)
+        self.staged_keys[slot] = StoredKey(fingerprint, _copy(task))
+
+    async def purge(self, tombstones_before: datetime, keys_before: datetime) -> Purged:
+        store = self._store
+        old = [
+            t for t in store.tasks.values() if t.deleted_at is not None and t.deleted_at < tombstones_before
+        ]
+        for task in old:
+            owner_state = store.owners[task.owner]
+            owner_state[1] = max(owner_state[1], store.revisions.pop(task.id))
+            del store.tasks[task.id]
+        stale = [slot for slot, (_, created) in store.keys.items() if created < keys_before]
+        for slot in stale:
+            del store.keys[slot]
+        return Purged(len(old), len(stale))
+
+    def release(self) -> None:
+        self._store.keys_in_flight.difference_update(self.staged_keys)
+
 
 class _Transaction:
-    def __init__(self, committed: dict[UUID, Task]) -> None:
-        self._committed = committed
-        self._tasks = _Repository(committed)
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+        self._committed = store.tasks
+        self._tasks = _Repository(store)
 
     @property
     def tasks(self) -> _Repository:
@@ -106,16 +162,27 @@ class _Transaction:
                 raise VersionConflict(base, 0 if current is None else current.version)
         for task_id, (task, _) in staged.items():
             self._committed[task_id] = task
+            owner_state = self._store.owners.setdefault(task.owner, [0, 0])
+            owner_state[0] += 1
+            self._store.revisions[task_id] = owner_state[0]
         staged.clear()
+        for slot, stored in self._tasks.staged_keys.items():
+            self._store.keys[slot] = (stored, stored.task.created_at)
+        self._tasks.release()
+        self._tasks.staged_keys.clear()
 
 
 class InMemoryUnitOfWork:
     """A process-local store; every `begin()` is an isolated transaction over it."""
 
     def __init__(self) -> None:
-        self._tasks: dict[UUID, Task] = {}
+        self._store = _Store()
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[_Transaction]:
         # Leaving without commit simply drops the transaction's staged writes: a rollback.
-        yield _Transaction(self._tasks)
+        transaction = _Transaction(self._store)
+        try:
+            yield transaction
+        finally:
+            transaction.tasks.release()

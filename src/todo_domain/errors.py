@@ -20,6 +20,7 @@ __all__ = [
     "ChangeTokenExpired",
     "DomainError",
     "FieldError",
+    "IdempotencyKeyInFlight",
     "IdempotencyKeyReused",
     "InvalidQuery",
     "InvalidTask",
@@ -83,6 +84,11 @@ class IdempotencyKeyReused(ValidationFailed):
                 ),
             )
         )
+
+
+class IdempotencyKeyInFlight(DomainError):
+    def __init__(self) -> None:
+        super().__init__("a request with this Idempotency-Key is still in progress; retry shortly")
 
 
 class VersionConflict(DomainError):

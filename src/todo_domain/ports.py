@@ -10,6 +10,7 @@ from uuid import UUID
 
 from todo_domain.model import Task
 from todo_domain.query import Page, TagCount, TaskQuery
+from todo_domain.sync import FeedPage, Purged, StoredKey
 
 __all__ = ["Clock", "IdGenerator", "TaskRepository", "Transaction", "UnitOfWork"]
 
@@ -46,6 +47,23 @@ class TaskRepository(Protocol):
 
     async def tag_counts(self, owner: str) -> Sequence[TagCount]:
         """Every tag of the owner's live tasks, by name, with open and total counts."""
+        ...
+
+    async def changes_since(
+        self, owner: str, revision: int, limit: int, *, include_deleted: bool
+    ) -> FeedPage:
+        """Tasks (tombstones too, if asked) written after `revision`, in revision order."""
+        ...
+
+    async def find_key(self, owner: str, key: str) -> StoredKey | None: ...
+
+    async def remember_key(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
+        """Stores the key with the task it created, in this transaction; raises
+        IdempotencyKeyInFlight if another transaction holds or just committed the same key."""
+        ...
+
+    async def purge(self, tombstones_before: datetime, keys_before: datetime) -> Purged:
+        """Removes old tombstones and idempotency keys of every owner."""
         ...
 
 

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from todo_domain.errors import TaskNotFound, VersionConflict
+from todo_domain.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InvalidQuery,
+    TaskNotFound,
+    VersionConflict,
+)
 from todo_domain.model import NewTask, Task, TaskPatch
 from todo_domain.ports import Clock, IdGenerator, UnitOfWork
 from todo_domain.query import Page, TagCount, TaskQuery
+from todo_domain.sync import (
+    MAX_CHANGES,
+    ChangeSet,
+    ChangeToken,
+    Creation,
+    IdempotencyKey,
+    Purged,
+    fingerprint,
+)
 from todo_domain.system import SystemClock, Uuid7Generator
 from todo_domain.values import Owner
 
@@ -34,10 +49,14 @@ class TaskService:
         *,
         clock: Clock | None = None,
         ids: IdGenerator | None = None,
+        tombstone_retention: timedelta = timedelta(days=30),
+        idempotency_retention: timedelta = timedelta(hours=24),
     ) -> None:
         self._uow = uow
         self._clock = clock or SystemClock()
         self._ids = ids or Uuid7Generator()
+        self._tombstone_retention = tombstone_retention
+        self._idempotency_retention = idempotency_retention
 
     async def create(self, owner: str, new: NewTask) -> Task:
         task = Task.create(self._ids.new_id(), Owner(owner), new, self._clock.now())
@@ -45,6 +64,30 @@ class TaskService:
             await tx.tasks.add(task)
             await tx.commit()
         return task
+
+    async def create_with_key(self, owner: str, new: NewTask, key: str) -> Creation:
+        """Create at most once per key: a retry with the same draft gets the original task back
+        (`replayed`), a different draft is IdempotencyKeyReused. The key is stored in the same
+        transaction as the task, so neither can exist without the other."""
+        owner, key, wanted = Owner(owner), IdempotencyKey(key), fingerprint(new)
+        for attempt in range(2):
+            async with self._uow.begin() as tx:
+                stored = await tx.tasks.find_key(owner, key)
+                if stored is not None:
+                    if stored.fingerprint != wanted:
+                        raise IdempotencyKeyReused()
+                    return Creation(stored.task, replayed=True)
+                task = Task.create(self._ids.new_id(), owner, new, self._clock.now())
+                await tx.tasks.add(task)
+                try:
+                    await tx.tasks.remember_key(owner, key, wanted, task)
+                    await tx.commit()
+                except IdempotencyKeyInFlight:
+                    if attempt:
+                        raise
+                    continue  # the other request has committed by now: look again, replay
+                return Creation(task)
+        raise IdempotencyKeyInFlight()
 
     async def get(self, owner: str, task_id: UUID) -> Task:
         async with self._uow.begin() as tx:
@@ -56,6 +99,41 @@ class TaskService:
     async def list(self, owner: str, query: TaskQuery | None = None) -> Page:
         async with self._uow.begin() as tx:
             return await tx.tasks.find(Owner(owner), query or TaskQuery(), self._clock.now())
+
+    async def list_changes(self, owner: str, since: str | None = None, limit: int = 100) -> ChangeSet:
+        """The change feed: every write after `since` exactly once, in its latest state.
+        Without `since`, a full sync of the live tasks. See `todo_domain.sync` for the design."""
+        if not 1 <= limit <= MAX_CHANGES:
+            raise InvalidQuery.one("limit", f"must be between 1 and {MAX_CHANGES}", "out_of_range")
+        owner = Owner(owner)
+        token = None if since is None else ChangeToken.decode(since)
+        now = self._clock.now()
+        async with self._uow.begin() as tx:
+            page = await tx.tasks.changes_since(
+                owner, 0 if token is None else token.revision, limit, include_deleted=token is not None
+            )
+        if token is not None:
+            token.check_fresh(now, self._tombstone_retention, page.purged_revision)
+        entries = page.entries[:limit]
+        has_more = len(page.entries) > limit
+        if entries:
+            last = entries[-1][0]
+        else:
+            last = page.owner_revision if token is None else max(token.revision, page.owner_revision)
+        return ChangeSet(
+            changes=tuple(t for _, t in entries if not t.deleted),
+            deleted=tuple(t.id for _, t in entries if t.deleted),
+            next=ChangeToken(last, now),
+            has_more=has_more,
+        )
+
+    async def purge(self) -> Purged:
+        """Drops tombstones past the retention and expired idempotency keys (all owners)."""
+        now = self._clock.now()
+        async with self._uow.begin() as tx:
+            purged = await tx.tasks.purge(now - self._tombstone_retention, now - self._idempotency_retention)
+            await tx.commit()
+        return purged
 
     async def list_tags(self, owner: str) -> Sequence[TagCount]:
         async with self._uow.begin() as tx:

@@ -94,6 +94,29 @@ def _token(args: argparse.Namespace) -> None:
     )
 
 
+def _purge(_: argparse.Namespace) -> None:
+    from todo_entrypoints.container import Container
+
+    settings = _settings()
+    container = Container(settings=settings)
+
+    async def run() -> None:
+        uow = container.unit_of_work()
+        try:
+            purged = await container.service().purge()
+        finally:
+            dispose = getattr(uow, "dispose", None)
+            if dispose is not None:
+                await dispose()
+        days, hours = settings.tombstone_retention_days, settings.idempotency_retention_hours
+        print(
+            f"purged {purged.tombstones} tombstones older than {days} days "
+            f"and {purged.idempotency_keys} idempotency keys older than {hours} h"
+        )
+
+    asyncio.run(run())
+
+
 def _openapi(_: argparse.Namespace) -> None:
     from todo_entrypoints.http.app import create_app
 
@@ -154,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(run=_token)
     commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(run=_openapi)
+    commands.add_parser(
+        "purge", help="drop tombstones and idempotency keys past their retention (run daily)"
+    ).set_defaults(run=_purge)
     commands.add_parser("check", help="show the configuration and test connections").set_defaults(run=_check)
     args = parser.parse_args(argv)
     args.run(args)

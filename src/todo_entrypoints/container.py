@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from dependency_injector import containers, providers
 
@@ -96,7 +97,18 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(Uuid7Generator)
     unit_of_work = providers.Singleton(_unit_of_work, settings)
-    service = providers.Singleton(TaskService, unit_of_work, clock=clock, ids=ids)
+    service = providers.Singleton(
+        TaskService,
+        unit_of_work,
+        clock=clock,
+        ids=ids,
+        tombstone_retention=providers.Callable(
+            lambda s: timedelta(days=s.tombstone_retention_days), settings
+        ),
+        idempotency_retention=providers.Callable(
+            lambda s: timedelta(hours=s.idempotency_retention_hours), settings
+        ),
+    )
     shared_secret_verifier = providers.Singleton(_shared_secret, settings)
     jwks_verifier = providers.Singleton(_jwks, settings)
     session_verifier = providers.Singleton(_session, settings)

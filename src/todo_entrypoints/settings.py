@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         default=None, description="where the development secret lives; default: beside the SQLite file"
     )
 
+    # -- sync and retries -------------------------------------------------------------------
+    tombstone_retention_days: int = Field(30, ge=1, le=3650)
+    idempotency_retention_hours: int = Field(24, ge=24, le=24 * 365)
+
     # -- HTTP -------------------------------------------------------------------------------
     max_body_bytes: int = Field(262_144, ge=1024)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

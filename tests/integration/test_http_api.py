@@ -534,3 +534,73 @@ async def test_the_python_api_and_http_share_one_store() -> None:
     task = await container.service().create(ALICE, NewTask(title="from python"))
     async with serve(app_for_container(container)) as c:
         assert (await c.get(f"/api/tasks/{task.id}", headers=A)).json()["title"] == "from python"
+
+
+# -- idempotency and the change feed (SPEC §6.7, §6.8) ----------------------------------------------
+
+
+async def test_a_retried_post_replays_the_original_response_byte_for_byte(
+    any_client: httpx.AsyncClient,
+) -> None:
+    headers = {**auth(f"u{uuid.uuid4().hex}"), "Idempotency-Key": "retry-1"}
+    first = await any_client.post("/api/tasks", json={"title": "once", "tags": ["a"]}, headers=headers)
+    again = await any_client.post("/api/tasks", json={"tags": ["A"], "title": "once"}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.content == first.content
+    assert again.headers["location"] == first.headers["location"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    listed = await any_client.get("/api/tasks", headers=headers)
+    assert listed.headers["x-total-count"] == "1"
+
+
+async def test_a_reused_key_with_another_body_is_422(client: httpx.AsyncClient) -> None:
+    headers = {**A, "Idempotency-Key": "retry-2"}
+    await client.post("/api/tasks", json={"title": "once"}, headers=headers)
+    response = await client.post("/api/tasks", json={"title": "twice"}, headers=headers)
+    assert_problem(response, 422, "idempotency_key_reused")
+
+
+async def test_a_malformed_key_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/tasks", json={"title": "x"}, headers={**A, "Idempotency-Key": "has space"})
+    assert_problem(response, 422, "validation_error")
+
+
+async def test_racing_retries_make_one_task(any_client: httpx.AsyncClient) -> None:
+    import asyncio
+
+    headers = {**auth(f"u{uuid.uuid4().hex}"), "Idempotency-Key": "race"}
+    responses = await asyncio.gather(
+        *(any_client.post("/api/tasks", json={"title": "race"}, headers=headers) for _ in range(20))
+    )
+    assert {r.status_code for r in responses} <= {201, 409}
+    assert len({r.json()["id"] for r in responses if r.status_code == 201}) == 1
+    for conflict in (r for r in responses if r.status_code == 409):
+        assert_problem(conflict, 409, "conflict")
+    assert (await any_client.get("/api/tasks", headers=headers)).headers["x-total-count"] == "1"
+
+
+async def test_the_change_feed_reports_changes_and_deletions(any_client: httpx.AsyncClient) -> None:
+    headers = auth(f"u{uuid.uuid4().hex}")
+    kept = await create(any_client, headers, title="kept")
+    gone = await create(any_client, headers, title="gone")
+    full = (await any_client.get("/api/tasks/changes", headers=headers)).json()
+    assert {t["id"] for t in full["changes"]} == {kept["id"], gone["id"]}
+    assert (full["deleted"], full["has_more"]) == ([], False)
+    await any_client.delete(f"/api/tasks/{gone['id']}", headers=headers)
+    await any_client.patch(f"/api/tasks/{kept['id']}", json={"title": "kept 2"}, headers=headers)
+    delta = (
+        await any_client.get("/api/tasks/changes", params={"since": full["next"]}, headers=headers)
+    ).json()
+    assert [t["title"] for t in delta["changes"]] == ["kept 2"]
+    assert delta["deleted"] == [gone["id"]]
+
+
+async def test_an_expired_change_token_is_410(client: httpx.AsyncClient) -> None:
+    from datetime import UTC, datetime
+
+    from todo_domain.sync import ChangeToken
+
+    old = ChangeToken(1, datetime(2020, 1, 1, tzinfo=UTC)).encode()
+    response = await client.get("/api/tasks/changes", params={"since": old}, headers=A)
+    assert_problem(response, 410, "sync_expired")

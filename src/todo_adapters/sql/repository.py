@@ -13,12 +13,14 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from todo_adapters.sql.tables import task_tags, tasks
-from todo_domain.errors import VersionConflict
+from todo_adapters.sql.tables import idempotency_keys, owners, task_tags, tasks
+from todo_domain.errors import IdempotencyKeyInFlight, VersionConflict
 from todo_domain.model import Task
 from todo_domain.query import Page, SortField, TagCount, TaskQuery, fold, search_text
+from todo_domain.sync import FeedPage, Purged, StoredKey
 from todo_domain.values import Description, Owner, Priority, Recurrence, Status, Tags, Title
 
 __all__ = ["SqlTaskRepository", "task_from_row", "task_to_row"]
@@ -58,7 +60,7 @@ def task_to_row(task: Task) -> dict[str, Any]:
     }
 
 
-def task_from_row(row: sa.RowMapping) -> Task:
+def task_from_row(row: Mapping[Any, Any]) -> Task:
     """Rebuilds the entity from trusted stored values (they were validated on the way in)."""
     frequency = row["recurrence_frequency"]
     return Task(
@@ -80,7 +82,25 @@ def task_from_row(row: sa.RowMapping) -> Task:
     )
 
 
-_SELECT = sa.select(*(c for c in tasks.c if c.name not in ("title_key", "search_text")))
+_SELECT = sa.select(*(c for c in tasks.c if c.name not in ("title_key", "search_text", "revision")))
+_DATETIMES = ("due_date", "remind_at", "completed_at", "created_at", "updated_at", "deleted_at")
+
+
+def _snapshot(task: Task) -> str:
+    """The task as JSON text, for the idempotency record (replayed byte for byte later)."""
+    row = task_to_row(task)
+    row["id"] = str(task.id)
+    for name in _DATETIMES:
+        row[name] = None if row[name] is None else row[name].isoformat()
+    return json.dumps(row, ensure_ascii=False)
+
+
+def _from_snapshot(text: str) -> Task:
+    row = json.loads(text)
+    row["id"] = UUID(row["id"])
+    for name in _DATETIMES:
+        row[name] = None if row[name] is None else datetime.fromisoformat(row[name])
+    return task_from_row(row)
 
 
 class SqlTaskRepository:
@@ -90,8 +110,23 @@ class SqlTaskRepository:
         self._conn = connection
         self._loaded_tags: dict[UUID, Tags] = {}
 
+    async def _next_revision(self, owner: str) -> int:
+        """Bumps the owner's change-feed counter; the row stays locked until commit, so an
+        owner's writes commit in revision order (see todo_domain.sync)."""
+        insert = postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = (
+            insert(owners)
+            .values(user_id=owner, revision=1, purged_revision=0)
+            .on_conflict_do_update(
+                index_elements=[owners.c.user_id], set_={"revision": owners.c.revision + 1}
+            )
+            .returning(owners.c.revision)
+        )
+        return int((await self._conn.execute(stmt)).scalar_one())
+
     async def add(self, task: Task) -> None:
-        await self._conn.execute(tasks.insert().values(task_to_row(task)))
+        revision = await self._next_revision(task.owner)
+        await self._conn.execute(tasks.insert().values({**task_to_row(task), "revision": revision}))
         await self._write_tags(task, ())
 
     async def get(self, owner: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
@@ -108,6 +143,7 @@ class SqlTaskRepository:
     async def save(self, task: Task, *, expected_version: int) -> None:
         values = task_to_row(task)
         del values["user_id"], values["id"], values["created_at"]
+        values["revision"] = await self._next_revision(task.owner)
         result = await self._conn.execute(
             tasks.update()
             .where(
@@ -165,6 +201,65 @@ class SqlTaskRepository:
             stmt = stmt.offset(query.offset)
         rows = (await self._conn.execute(stmt)).mappings().all()
         return Page.build([task_from_row(r) for r in rows], query, total=total or 0)
+
+    async def changes_since(
+        self, owner: str, revision: int, limit: int, *, include_deleted: bool
+    ) -> FeedPage:
+        where = [tasks.c.user_id == owner, tasks.c.revision > revision]
+        if not include_deleted:
+            where.append(tasks.c.deleted_at.is_(None))
+        stmt = _SELECT.add_columns(tasks.c.revision).where(*where).order_by(tasks.c.revision).limit(limit + 1)
+        rows = (await self._conn.execute(stmt)).mappings().all()
+        state = (
+            await self._conn.execute(
+                sa.select(owners.c.revision, owners.c.purged_revision).where(owners.c.user_id == owner)
+            )
+        ).first()
+        current, purged = (0, 0) if state is None else (int(state[0]), int(state[1]))
+        return FeedPage(tuple((int(r["revision"]), task_from_row(r)) for r in rows), current, purged)
+
+    async def find_key(self, owner: str, key: str) -> StoredKey | None:
+        row = (
+            await self._conn.execute(
+                sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.task).where(
+                    idempotency_keys.c.user_id == owner, idempotency_keys.c.key == key
+                )
+            )
+        ).first()
+        return None if row is None else StoredKey(row[0], _from_snapshot(row[1]))
+
+    async def remember_key(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
+        values = {
+            "user_id": owner,
+            "key": key,
+            "fingerprint": fingerprint,
+            "task": _snapshot(task),
+            "created_at": task.created_at,
+        }
+        try:
+            # On PostgreSQL this waits for a concurrent transaction holding the same key.
+            await self._conn.execute(idempotency_keys.insert().values(values))
+        except sa.exc.IntegrityError:
+            raise IdempotencyKeyInFlight() from None
+
+    async def purge(self, tombstones_before: datetime, keys_before: datetime) -> Purged:
+        old = tasks.c.deleted_at < tombstones_before
+        newest = (
+            await self._conn.execute(
+                sa.select(tasks.c.user_id, sa.func.max(tasks.c.revision)).where(old).group_by(tasks.c.user_id)
+            )
+        ).all()
+        for owner, revision in newest:
+            await self._conn.execute(
+                owners.update()
+                .where(owners.c.user_id == owner, owners.c.purged_revision < revision)
+                .values(purged_revision=revision)
+            )
+        removed = await self._conn.execute(tasks.delete().where(old))
+        keys = await self._conn.execute(
+            idempotency_keys.delete().where(idempotency_keys.c.created_at < keys_before)
+        )
+        return Purged(removed.rowcount, keys.rowcount)
 
     async def tag_counts(self, owner: str) -> list[TagCount]:
         open_ = sa.func.sum(sa.case((tasks.c.status != Status.COMPLETED.value, 1), else_=0))

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-__all__ = ["UTCDateTime", "metadata", "task_tags", "tasks"]
+__all__ = ["UTCDateTime", "idempotency_keys", "metadata", "owners", "task_tags", "tasks"]
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -69,6 +69,7 @@ tasks = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("deleted_at", UTCDateTime(), nullable=True),
     sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("revision", sa.BigInteger(), nullable=False, server_default="0"),
     sa.PrimaryKeyConstraint("user_id", "id", name="pk_tasks"),
 )
 
@@ -77,6 +78,31 @@ _live_index("ix_tasks_updated", tasks.c.user_id, tasks.c.updated_at, tasks.c.id)
 _live_index("ix_tasks_due", tasks.c.user_id, tasks.c.due_date, tasks.c.id)
 _live_index("ix_tasks_priority", tasks.c.user_id, tasks.c.priority, tasks.c.id)
 _live_index("ix_tasks_title", tasks.c.user_id, tasks.c.title_key, tasks.c.id)
+# The change feed reads all rows, tombstones included, in revision order.
+sa.Index("ix_tasks_revision", tasks.c.user_id, tasks.c.revision)
+
+# One row per owner: the revision counter of the change feed (its upsert also serialises the
+# owner's writes) and the newest revision whose tombstone has been purged.
+owners = sa.Table(
+    "owners",
+    metadata,
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("revision", sa.BigInteger(), nullable=False),
+    sa.Column("purged_revision", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.PrimaryKeyConstraint("user_id", name="pk_owners"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("task", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("user_id", "key", name="pk_idempotency_keys"),
+)
+sa.Index("ix_idempotency_keys_created", idempotency_keys.c.created_at)
 
 task_tags = sa.Table(
     "task_tags",

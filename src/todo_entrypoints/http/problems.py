@@ -22,6 +22,7 @@ from todo_domain.errors import (
     ChangeTokenExpired,
     DomainError,
     FieldError,
+    IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     StorageUnavailable,
     TaskNotFound,
@@ -128,6 +129,8 @@ def _domain_problem(request: Request, exc: DomainError) -> Response:
             return problem_response(request, 422, str(exc), code="idempotency_key_reused", errors=exc.errors)
         case ValidationFailed():
             return problem_response(request, 422, str(exc), errors=exc.errors)
+        case IdempotencyKeyInFlight():
+            return problem_response(request, 409, str(exc), headers={"Retry-After": "1"})
         case VersionConflict():
             return problem_response(
                 request,

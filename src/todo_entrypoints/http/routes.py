@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from todo_domain import Task, TaskNotFound, TaskQuery, TaskService
@@ -16,11 +16,13 @@ from todo_entrypoints.http.deps import OwnerDep, ServiceDep
 from todo_entrypoints.http.listing import list_query, paging_headers
 from todo_entrypoints.http.openapi import ERRORS, body_schema
 from todo_entrypoints.http.schemas import (
+    ChangesOut,
     CompleteIn,
     TagOut,
     TaskCreateIn,
     TaskOut,
     TaskPatchIn,
+    changes_to_wire,
     dump_json,
     tag_to_wire,
     task_to_wire,
@@ -33,6 +35,13 @@ __all__ = ["router"]
 router = APIRouter()
 
 IfMatch = Annotated[str | None, Header(description='"<version>" or *; a mismatch is 412')]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="1–255 visible ASCII characters; a retry with the same key and body replays the original",
+    ),
+]
 IfNoneMatch = Annotated[str | None, Header(description='"<version>"; a match is 304')]
 ETAG_HEADER = {"ETag": {"description": 'the task version, "<n>"', "schema": {"type": "string"}}}
 
@@ -94,11 +103,41 @@ async def list_tasks(
         **ERRORS(400, 401, 403, 413, 415, 422),
     },
 )
-async def create_task(request: Request, owner: OwnerDep, service: ServiceDep) -> Response:
+async def create_task(
+    request: Request, owner: OwnerDep, service: ServiceDep, idempotency_key: IdempotencyKeyHeader = None
+) -> Response:
     body = await read_json(request, TaskCreateIn)
     assert body is not None
-    task = await service.create(owner, to_new_task(body))
-    return _task_response(task, 201, {"Location": f"{request.url.path}/{task.id}"})
+    draft = to_new_task(body)
+    if idempotency_key is None:
+        task, replayed = await service.create(owner, draft), False
+    else:
+        creation = await service.create_with_key(owner, draft, idempotency_key)
+        task, replayed = creation.task, creation.replayed
+    headers = {"Location": f"{request.url.path}/{task.id}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return _task_response(task, 201, headers)
+
+
+@router.get(
+    "/tasks/changes",
+    response_model=ChangesOut,
+    summary="Change feed for incremental sync",
+    description=(
+        "Without `since`: every live task (a full sync). With `since`: every create, update and "
+        "delete committed after that token, exactly once, in its latest state. A token older than "
+        "the tombstone retention is 410: do a full sync."
+    ),
+    responses=ERRORS(401, 403, 410, 422),
+)
+async def list_changes(
+    owner: OwnerDep,
+    service: ServiceDep,
+    since: Annotated[str | None, Query(max_length=200, description="`next` of the previous call")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    return JSONBytes(dump_json(changes_to_wire(await service.list_changes(owner, since, limit))))
 
 
 @router.get(

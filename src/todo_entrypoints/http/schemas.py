@@ -14,15 +14,18 @@ import orjson
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from todo_domain import NewTask, Priority, Recurrence, Status, TagCount, Task, TaskPatch
+from todo_domain.sync import ChangeSet
 from todo_domain.values import Frequency
 
 __all__ = [
     "READ_ONLY_FIELDS",
+    "ChangesOut",
     "CompleteIn",
     "TagOut",
     "TaskCreateIn",
     "TaskOut",
     "TaskPatchIn",
+    "changes_to_wire",
     "dump_json",
     "tag_to_wire",
     "task_to_wire",
@@ -184,6 +187,15 @@ class TaskOut(BaseModel):
     version: int
 
 
+class ChangesOut(BaseModel):
+    """One page of the change feed: keep calling with `next` until `has_more` is false."""
+
+    changes: list[TaskOut] = Field(description="created or updated tasks, in their latest state")
+    deleted: list[str] = Field(description="ids of deleted tasks")
+    next: str = Field(description="the token for the next call (?since=)")
+    has_more: bool
+
+
 class TagOut(BaseModel):
     name: str
     open: int = Field(description="tasks with this tag that are not completed")
@@ -215,6 +227,15 @@ def task_to_wire(task: Task) -> dict[str, Any]:
         "created_at": task.created_at,
         "updated_at": task.updated_at,
         "version": task.version,
+    }
+
+
+def changes_to_wire(changes: ChangeSet) -> dict[str, Any]:
+    return {
+        "changes": [task_to_wire(t) for t in changes.changes],
+        "deleted": [str(i) for i in changes.deleted],
+        "next": changes.next.encode(),
+        "has_more": changes.has_more,
     }
 
 

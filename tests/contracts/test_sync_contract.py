@@ -1,0 +1,183 @@
+"""Idempotent creation and the change feed, on every adapter (SPEC §6.7, §6.8)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from todo_domain import (
+    ChangeTokenExpired,
+    IdempotencyKeyReused,
+    InvalidQuery,
+    NewTask,
+    Task,
+    TaskPatch,
+    TaskService,
+    UnitOfWork,
+    ValidationFailed,
+)
+from todo_domain.errors import IdempotencyKeyInFlight
+from todo_domain.sync import ChangeToken
+
+from ..support import T0, FakeClock, SequentialIds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(tick=timedelta(milliseconds=1))
+
+
+@pytest.fixture
+def service(uow: UnitOfWork, clock: FakeClock) -> TaskService:
+    return TaskService(uow, clock=clock, ids=SequentialIds())
+
+
+async def sync_all(
+    service: TaskService, owner: str, since: str | None, limit: int = 3
+) -> tuple[dict, set, str]:
+    """Follows `next` until `has_more` is false; returns live tasks by id, deleted ids, token."""
+    live: dict[object, object] = {}
+    deleted: set[object] = set()
+    while True:
+        page = await service.list_changes(owner, since, limit)
+        for task in page.changes:
+            live[task.id] = task
+            deleted.discard(task.id)
+        for task_id in page.deleted:
+            live.pop(task_id, None)
+            deleted.add(task_id)
+        since = page.next.encode()
+        if not page.has_more:
+            return live, deleted, since
+
+
+# -- idempotency ----------------------------------------------------------------------------------
+
+
+async def test_the_same_key_and_draft_replays_the_original_task(service: TaskService, alice: str) -> None:
+    first = await service.create_with_key(alice, NewTask(title="once"), "key-1")
+    await service.update(alice, first.task.id, TaskPatch(title="changed later"))
+    again = await service.create_with_key(alice, NewTask(title=" once "), "key-1")
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.task.id == first.task.id
+    assert (again.task.title, again.task.version) == ("once", 1)
+    assert (await service.list(alice)).total == 1
+
+
+async def test_the_same_key_with_another_draft_is_refused(service: TaskService, alice: str) -> None:
+    await service.create_with_key(alice, NewTask(title="once"), "key-1")
+    with pytest.raises(IdempotencyKeyReused):
+        await service.create_with_key(alice, NewTask(title="twice"), "key-1")
+
+
+async def test_keys_are_per_owner(service: TaskService, alice: str, bob: str) -> None:
+    mine = await service.create_with_key(alice, NewTask(title="a"), "shared")
+    theirs = await service.create_with_key(bob, NewTask(title="b"), "shared")
+    assert not theirs.replayed
+    assert theirs.task.id != mine.task.id
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "with space", "ünïcode", "tab\t"])
+async def test_bad_keys_are_refused(service: TaskService, alice: str, key: str) -> None:
+    with pytest.raises(ValidationFailed):
+        await service.create_with_key(alice, NewTask(title="a"), key)
+
+
+async def test_concurrent_requests_with_one_key_make_one_task(service: TaskService, alice: str) -> None:
+    async def attempt() -> object:
+        try:
+            return (await service.create_with_key(alice, NewTask(title="race"), "race-key")).task.id
+        except IdempotencyKeyInFlight:
+            return "in flight"
+
+    results = await asyncio.gather(*(attempt() for _ in range(20)))
+    assert (await service.list(alice)).total == 1
+    assert len({r for r in results if r != "in flight"}) == 1
+
+
+async def test_a_key_is_stored_with_its_task_or_not_at_all(uow: UnitOfWork, alice: str) -> None:
+    task = Task.create(SequentialIds().new_id(), alice, NewTask(title="t"), T0)
+    with pytest.raises(RuntimeError):
+        async with uow.begin() as tx:
+            await tx.tasks.add(task)
+            await tx.tasks.remember_key(alice, "k", "fingerprint", task)
+            raise RuntimeError("crash before commit")
+    async with uow.begin() as tx:
+        assert await tx.tasks.find_key(alice, "k") is None
+        assert await tx.tasks.get(alice, task.id) is None
+
+
+# -- change feed ------------------------------------------------------------------------------------
+
+
+async def test_a_full_sync_then_increments_see_every_change_once(service: TaskService, alice: str) -> None:
+    a = await service.create(alice, NewTask(title="a"))
+    b = await service.create(alice, NewTask(title="b"))
+    live, _deleted, token = await sync_all(service, alice, None)
+    assert set(live) == {a.id, b.id}
+    c = await service.create(alice, NewTask(title="c"))
+    await service.update(alice, a.id, TaskPatch(title="a2"))
+    await service.update(alice, a.id, TaskPatch(title="a3"))
+    await service.delete(alice, b.id)
+    page = await service.list_changes(alice, token)
+    assert [t.title for t in page.changes] == ["c", "a3"]
+    assert page.deleted == (b.id,)
+    assert not page.has_more
+    empty = await service.list_changes(alice, page.next.encode())
+    assert (empty.changes, empty.deleted) == ((), ())
+    assert c.id in {t.id for t in page.changes}
+
+
+async def test_a_full_sync_omits_tombstones(service: TaskService, alice: str) -> None:
+    gone = await service.create(alice, NewTask(title="gone"))
+    await service.delete(alice, gone.id)
+    page = await service.list_changes(alice)
+    assert (page.changes, page.deleted) == ((), ())
+
+
+async def test_another_owners_writes_never_appear(service: TaskService, alice: str, bob: str) -> None:
+    _, _, token = await sync_all(service, alice, None)
+    await service.create(bob, NewTask(title="not yours"))
+    assert (await service.list_changes(alice, token)).changes == ()
+
+
+async def test_a_token_older_than_the_retention_is_expired(
+    service: TaskService, clock: FakeClock, alice: str
+) -> None:
+    await service.create(alice, NewTask(title="a"))
+    _, _, token = await sync_all(service, alice, None)
+    clock.advance(timedelta(days=31))
+    with pytest.raises(ChangeTokenExpired):
+        await service.list_changes(alice, token)
+
+
+async def test_purging_tombstones_expires_tokens_that_could_miss_them(
+    service: TaskService, clock: FakeClock, alice: str
+) -> None:
+    task = await service.create(alice, NewTask(title="a"))
+    old_token = (await service.list_changes(alice)).next
+    await service.delete(alice, task.id)
+    clock.advance(timedelta(days=31))
+    purged = await service.purge()
+    assert purged.tombstones >= 1
+    fresh = ChangeToken(old_token.revision, clock.current)
+    with pytest.raises(ChangeTokenExpired):
+        await service.list_changes(alice, fresh.encode())
+    assert (await service.list_changes(alice)).changes == ()
+
+
+async def test_purge_drops_idempotency_keys_after_their_retention(
+    service: TaskService, clock: FakeClock, alice: str
+) -> None:
+    await service.create_with_key(alice, NewTask(title="a"), "old-key")
+    clock.advance(timedelta(hours=25))
+    assert (await service.purge()).idempotency_keys >= 1
+    assert not (await service.create_with_key(alice, NewTask(title="b"), "old-key")).replayed
+
+
+@pytest.mark.parametrize("token", ["garbage", "djI6MTox", "!!!"])
+async def test_a_malformed_token_is_invalid(service: TaskService, alice: str, token: str) -> None:
+    with pytest.raises(InvalidQuery):
+        await service.list_changes(alice, token)
