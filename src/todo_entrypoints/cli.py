@@ -145,7 +145,7 @@ def _check(_: argparse.Namespace) -> None:
 
     async def probe() -> bool:
         ok = True
-        for name, check in container.health_checks():
+        for name, check, _critical in container.health_checks():
             try:
                 await asyncio.wait_for(check(), 10)
                 print(f"{name}: ok")

@@ -16,6 +16,7 @@ from todo_adapters.auth import (
     TokenRouter,
 )
 from todo_adapters.memory import InMemoryUnitOfWork
+from todo_adapters.ratelimit import RateLimiter
 from todo_adapters.sql import DatabaseConfig, SqlUnitOfWork, create_engine, safe_url
 from todo_domain import SystemClock, TaskService, UnitOfWork, Uuid7Generator
 from todo_entrypoints.dev_secret import load_or_create_secret
@@ -25,7 +26,9 @@ __all__ = ["Container", "HealthCheck"]
 
 log = logging.getLogger("todo")
 
-HealthCheck = tuple[str, Callable[[], Awaitable[None]]]
+HealthCheck = tuple[str, Callable[[], Awaitable[None]], bool]
+"""(name, probe, critical): a failing critical probe makes the service unready (503); a
+failing non-critical one (e.g. Redis with the fallback limiter) only makes it degraded."""
 
 
 def _unit_of_work(settings: Settings) -> UnitOfWork:
@@ -80,10 +83,23 @@ def _session(settings: Settings) -> SessionTokenVerifier | None:
     )
 
 
-def _health_checks(uow: UnitOfWork) -> list[HealthCheck]:
+def _rate_limiter(settings: Settings) -> RateLimiter | None:
+    if not settings.rate_limit_enabled:
+        return None
+    redis = None if settings.redis_url is None else settings.redis_url.get_secret_value()
+    return RateLimiter(
+        redis_url=redis,
+        key_prefix=settings.rate_limit_key_prefix,
+        fail_closed=settings.rate_limit_fail_closed,
+    )
+
+
+def _health_checks(uow: UnitOfWork, limiter: RateLimiter | None, settings: Settings) -> list[HealthCheck]:
     checks: list[HealthCheck] = []
     if isinstance(uow, SqlUnitOfWork):
-        checks.append(("database", uow.ping))
+        checks.append(("database", uow.ping, True))
+    if limiter is not None and settings.redis_url is not None:
+        checks.append(("redis", limiter.check, settings.rate_limit_fail_closed))
     return checks
 
 
@@ -115,5 +131,6 @@ class Container(containers.DeclarativeContainer):
     verifier = providers.Singleton(
         TokenRouter, hmac=shared_secret_verifier, jwks=jwks_verifier, session=session_verifier
     )
-    health_checks = providers.Singleton(_health_checks, unit_of_work)
+    rate_limiter = providers.Singleton(_rate_limiter, settings)
+    health_checks = providers.Singleton(_health_checks, unit_of_work, rate_limiter, settings)
     database_description = providers.Callable(_describe, settings)

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from todo_adapters.ratelimit import parse_limit
 from todo_adapters.sql import DatabaseConfig
 
 __all__ = ["Environment", "Settings"]
@@ -80,6 +81,20 @@ class Settings(BaseSettings):
     # -- sync and retries -------------------------------------------------------------------
     tombstone_retention_days: int = Field(30, ge=1, le=3650)
     idempotency_retention_hours: int = Field(24, ge=24, le=24 * 365)
+
+    # -- rate limits ------------------------------------------------------------------------
+    rate_limit_enabled: bool = True
+    rate_limit_read: str = "100/minute"
+    rate_limit_write: str = "30/minute"
+    rate_limit_fail_closed: bool = False
+    rate_limit_key_prefix: str = "todo"
+    redis_url: SecretStr | None = None
+
+    @field_validator("rate_limit_read", "rate_limit_write")
+    @classmethod
+    def _check_limit(cls, value: str) -> str:
+        parse_limit(value)
+        return value
 
     # -- HTTP -------------------------------------------------------------------------------
     max_body_bytes: int = Field(262_144, ge=1024)

@@ -23,6 +23,7 @@ def make_settings(**overrides: Any) -> Settings:
         "database_url": "memory://",
         "auth_jwt_secret": SECRET,
         "cors_origins": "http://localhost:3000",
+        "rate_limit_enabled": False,  # enabled by the rate-limit tests themselves
     }
     values.update(overrides)
     return Settings(**values)

@@ -562,7 +562,9 @@ async def test_a_reused_key_with_another_body_is_422(client: httpx.AsyncClient) 
 
 
 async def test_a_malformed_key_is_422(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/tasks", json={"title": "x"}, headers={**A, "Idempotency-Key": "has space"})
+    response = await client.post(
+        "/api/tasks", json={"title": "x"}, headers={**A, "Idempotency-Key": "has space"}
+    )
     assert_problem(response, 422, "validation_error")
 
 

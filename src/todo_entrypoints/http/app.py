@@ -91,16 +91,16 @@ def create_app(container: Container | None = None, settings: Settings | None = N
     app.state.metrics = Metrics()
     install_problem_handlers(app)
 
-    app.include_router(routes.router, prefix="/api", tags=["tasks"])
+    app.include_router(routes.router, prefix="/api", tags=["tasks"], dependencies=[Depends(deps.rate_limit)])
     app.include_router(
         routes.router,
         prefix="/api/{user_id}",
         tags=["tasks (user in path)"],
-        dependencies=[Depends(deps.require_path_owner)],
+        dependencies=[Depends(deps.rate_limit), Depends(deps.require_path_owner)],
     )
     app.include_router(operations.router)
     _install_docs(app)
-    install_openapi(app, [TaskCreateIn, TaskPatchIn, CompleteIn], common_errors=(500, 503))
+    install_openapi(app, [TaskCreateIn, TaskPatchIn, CompleteIn], common_errors=(429, 500, 503))
 
     app.add_middleware(
         CORSMiddleware,

@@ -12,12 +12,14 @@ from dependency_injector.wiring import Provide, inject
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from todo_adapters.auth import InvalidToken, TokenVerifier
+from todo_adapters.auth import InvalidToken, Principal, TokenVerifier
+from todo_adapters.ratelimit import RateLimiter, RateLimitUnavailable, parse_limit
 from todo_domain import TaskService
 from todo_entrypoints.container import Container, HealthCheck
 from todo_entrypoints.http.problems import HttpProblem
+from todo_entrypoints.settings import Settings
 
-__all__ = ["HealthChecksDep", "OwnerDep", "ServiceDep", "require_path_owner"]
+__all__ = ["HealthChecksDep", "OwnerDep", "ServiceDep", "rate_limit", "require_path_owner"]
 
 _bearer = HTTPBearer(
     auto_error=False, description="A JWT (Better Auth JWKS or shared secret) or a Better Auth session token"
@@ -37,22 +39,77 @@ async def _health_checks(
 
 
 @inject
-async def _owner(
+async def _authenticate(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     verifier: TokenVerifier = Depends(Provide[Container.verifier]),
-) -> str:
-    """The token's subject: every task this request touches belongs to it."""
+) -> Principal | InvalidToken:
+    """The caller, or why not; checked once per request (rate limits and owner both use it)."""
     if credentials is None:
         header = request.headers.get("authorization")
-        raise InvalidToken(
+        return InvalidToken(
             "the Authorization header is missing"
             if header is None
             else "the Authorization header is not 'Bearer <token>'"
         )
-    principal = await verifier.verify(credentials.credentials)
+    try:
+        principal = await verifier.verify(credentials.credentials)
+    except InvalidToken as refused:
+        return refused
     request.state.user = principal.subject
-    return principal.subject
+    return principal
+
+
+async def _owner(caller: Annotated[Principal | InvalidToken, Depends(_authenticate)]) -> str:
+    """The token's subject: every task this request touches belongs to it."""
+    if isinstance(caller, InvalidToken):
+        raise caller
+    return caller.subject
+
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@inject
+async def rate_limit(
+    request: Request,
+    caller: Annotated[Principal | InvalidToken, Depends(_authenticate)],
+    limiter: RateLimiter | None = Depends(Provide[Container.rate_limiter]),
+    settings: Settings = Depends(Provide[Container.settings]),
+) -> None:
+    """Per token subject (per client IP without one), reads and writes counted separately."""
+    if limiter is None:
+        return
+    reading = request.method in _READ_METHODS
+    item = parse_limit(settings.rate_limit_read if reading else settings.rate_limit_write)
+    who = f"user:{caller.subject}" if isinstance(caller, Principal) else f"ip:{_client_ip(request)}"
+    try:
+        decision = await limiter.hit(item, f"{'read' if reading else 'write'}:{who}")
+    except RateLimitUnavailable:
+        raise HttpProblem(
+            503,
+            "service_unavailable",
+            "Rate limiting is unavailable; retry shortly.",
+            headers={"Retry-After": "5"},
+        ) from None
+    headers = {
+        "RateLimit-Limit": str(decision.limit),
+        "RateLimit-Remaining": str(decision.remaining),
+        "RateLimit-Reset": str(decision.reset_seconds),
+    }
+    if not decision.allowed:
+        raise HttpProblem(
+            429,
+            "rate_limited",
+            f"Too many {'reads' if reading else 'writes'}; retry in {decision.reset_seconds} s.",
+            headers={**headers, "Retry-After": str(decision.reset_seconds)},
+            extra={"retry_after": decision.reset_seconds},
+        )
+    request.state.response_headers = headers  # added to whatever response the route returns
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 ServiceDep = Annotated[TaskService, Depends(_service)]

@@ -70,7 +70,12 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", raw_id)]
+                extra = (scope.get("state") or {}).get("response_headers") or {}
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", raw_id),
+                    *((k.lower().encode(), v.encode()) for k, v in extra.items()),
+                ]
             await send(message)
 
         try:

@@ -31,17 +31,18 @@ async def health() -> dict[str, str]:
 )
 async def ready(checks: HealthChecksDep) -> JSONResponse:
     results: dict[str, str] = {}
-    for name, check in checks:
+    status = "ok"
+    for name, check, critical in checks:
         try:
             await asyncio.wait_for(check(), READINESS_TIMEOUT_SECONDS)
             results[name] = "ok"
         except (StorageUnavailable, TimeoutError, OSError):
             results[name] = "unavailable"
-    healthy = all(v == "ok" for v in results.values())
-    body = {"status": "ok" if healthy else "unavailable", "checks": results}
-    return JSONResponse(
-        body, status_code=200 if healthy else 503, headers={} if healthy else {"Retry-After": "5"}
-    )
+            status = "unavailable" if critical else ("degraded" if status == "ok" else status)
+    body = {"status": status, "checks": results}
+    if status == "unavailable":
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse(body)
 
 
 @router.get(

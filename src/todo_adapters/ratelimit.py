@@ -1,0 +1,114 @@
+"""Rate limits on the `limits` library: a moving window per key, in memory or in Redis.
+
+With Redis every instance shares one budget. Redis calls have short timeouts; when Redis is
+down or hung, requests are counted by a per-process fallback window instead (the service stays
+up and still limited, and reports itself degraded), unless `fail_closed`, which refuses them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+
+__all__ = ["Decision", "RateLimitUnavailable", "RateLimiter", "parse_limit"]
+
+log = logging.getLogger("todo.ratelimit")
+REDIS_TIMEOUT_SECONDS = 0.25
+
+
+class RateLimitUnavailable(Exception):
+    """The shared store is down and the limiter is configured to fail closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int  # until the window has room again (≥ 1 when refused)
+
+
+def parse_limit(text: str) -> RateLimitItem:
+    """`"100/minute"`, `"30 per minute"`…; ValueError with the offending text otherwise."""
+    try:
+        return parse(text)
+    except ValueError:
+        raise ValueError(f"not a rate limit: {text!r} (e.g. '100/minute')") from None
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        *,
+        redis_url: str | None = None,
+        key_prefix: str = "todo",
+        fail_closed: bool = False,
+        timeout: float = REDIS_TIMEOUT_SECONDS,
+    ) -> None:
+        self._fallback = MovingWindowRateLimiter(MemoryStorage())
+        self._shared: MovingWindowRateLimiter | None = None
+        self._storage: Storage | None = None
+        if redis_url is not None:
+            uri = redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
+            self._storage = RedisStorage(
+                uri,
+                implementation="redispy",
+                wrap_exceptions=True,
+                key_prefix=key_prefix,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+            )
+            self._shared = MovingWindowRateLimiter(self._storage)
+        self._timeout = timeout
+        self._fail_closed = fail_closed
+        self.degraded = False
+        self._last_warning = 0.0
+
+    async def hit(self, item: RateLimitItem, key: str) -> Decision:
+        if self._shared is not None:
+            try:
+                decision = await asyncio.wait_for(self._hit(self._shared, item, key), self._timeout * 2)
+            except (StorageError, TimeoutError, OSError) as exc:
+                self._storage_failed(exc)
+            else:
+                self.degraded = False
+                return decision
+        return await self._hit(self._fallback, item, key)
+
+    async def check(self) -> None:
+        """For readiness: raises if the shared store does not answer."""
+        if self._storage is not None:
+            try:
+                healthy = await asyncio.wait_for(self._storage.check(), self._timeout * 2)
+            except (StorageError, TimeoutError, OSError) as exc:
+                raise ConnectionError("Redis is unreachable") from exc
+            if not healthy:
+                raise ConnectionError("Redis is unreachable")
+
+    @staticmethod
+    async def _hit(strategy: MovingWindowRateLimiter, item: RateLimitItem, key: str) -> Decision:
+        allowed = await strategy.hit(item, key)
+        stats = await strategy.get_window_stats(item, key)
+        reset = max(1, math.ceil(stats.reset_time - time.time()))
+        return Decision(allowed, item.amount, stats.remaining, reset)
+
+    def _storage_failed(self, exc: BaseException) -> None:
+        self.degraded = True
+        now = time.monotonic()
+        if now - self._last_warning > 10:
+            self._last_warning = now
+            log.warning(
+                "rate-limit store unavailable (%s); %s",
+                type(exc).__name__,
+                "refusing requests" if self._fail_closed else "using the per-process fallback",
+            )
+        if self._fail_closed:
+            raise RateLimitUnavailable("the rate-limit store is unavailable") from exc
