@@ -179,7 +179,7 @@ class InMemoryUnitOfWork:
         self._store = _Store()
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[_Transaction]:
+    async def begin(self, *, read_only: bool = False) -> AsyncIterator[_Transaction]:
         # Leaving without commit simply drops the transaction's staged writes: a rollback.
         transaction = _Transaction(self._store)
         try:

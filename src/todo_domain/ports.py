@@ -80,7 +80,8 @@ class UnitOfWork(Protocol):
     """A store that hands out transactions: `async with uow.begin() as tx: ...; await tx.commit()`.
 
     Leaving the block without commit (or by an exception) rolls back. One UnitOfWork serves any
-    number of concurrent transactions.
+    number of concurrent transactions. `read_only` promises no writes and no commit, so a store
+    may serve it without a transaction of its own (each read sees committed data).
     """
 
-    def begin(self) -> AbstractAsyncContextManager[Transaction]: ...
+    def begin(self, *, read_only: bool = False) -> AbstractAsyncContextManager[Transaction]: ...

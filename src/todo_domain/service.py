@@ -90,14 +90,14 @@ class TaskService:
         raise IdempotencyKeyInFlight()
 
     async def get(self, owner: str, task_id: UUID) -> Task:
-        async with self._uow.begin() as tx:
+        async with self._uow.begin(read_only=True) as tx:
             task = await tx.tasks.get(Owner(owner), task_id)
         if task is None:
             raise TaskNotFound(task_id)
         return task
 
     async def list(self, owner: str, query: TaskQuery | None = None) -> Page:
-        async with self._uow.begin() as tx:
+        async with self._uow.begin(read_only=True) as tx:
             return await tx.tasks.find(Owner(owner), query or TaskQuery(), self._clock.now())
 
     async def list_changes(self, owner: str, since: str | None = None, limit: int = 100) -> ChangeSet:
@@ -108,7 +108,7 @@ class TaskService:
         owner = Owner(owner)
         token = None if since is None else ChangeToken.decode(since)
         now = self._clock.now()
-        async with self._uow.begin() as tx:
+        async with self._uow.begin(read_only=True) as tx:
             page = await tx.tasks.changes_since(
                 owner, 0 if token is None else token.revision, limit, include_deleted=token is not None
             )
@@ -136,7 +136,7 @@ class TaskService:
         return purged
 
     async def list_tags(self, owner: str) -> Sequence[TagCount]:
-        async with self._uow.begin() as tx:
+        async with self._uow.begin(read_only=True) as tx:
             return await tx.tasks.tag_counts(Owner(owner))
 
     async def replace(

@@ -16,7 +16,7 @@ from todo_adapters.auth import (
     TokenRouter,
 )
 from todo_adapters.memory import InMemoryUnitOfWork
-from todo_adapters.ratelimit import RateLimiter
+from todo_adapters.ratelimit import RateLimiter, parse_limit
 from todo_adapters.sql import DatabaseConfig, SqlUnitOfWork, create_engine, safe_url
 from todo_domain import SystemClock, TaskService, UnitOfWork, Uuid7Generator
 from todo_entrypoints.dev_secret import load_or_create_secret
@@ -132,5 +132,7 @@ class Container(containers.DeclarativeContainer):
         TokenRouter, hmac=shared_secret_verifier, jwks=jwks_verifier, session=session_verifier
     )
     rate_limiter = providers.Singleton(_rate_limiter, settings)
+    read_limit = providers.Singleton(lambda s: parse_limit(s.rate_limit_read), settings)
+    write_limit = providers.Singleton(lambda s: parse_limit(s.rate_limit_write), settings)
     health_checks = providers.Singleton(_health_checks, unit_of_work, rate_limiter, settings)
     database_description = providers.Callable(_describe, settings)

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # -- HTTP -------------------------------------------------------------------------------
     max_body_bytes: int = Field(262_144, ge=1024)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    bench_endpoint: bool = Field(
+        default=False, description="mount GET /_bench/hello (no auth, no database) for bench/run.py"
+    )
     log_level: str = "INFO"
     log_format: str | None = Field(default=None, description="json | text; default: json in production")
 

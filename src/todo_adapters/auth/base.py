@@ -13,9 +13,11 @@ MAX_SUBJECT = 255
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the owner of every task the request touches."""
+    """Who is calling: the owner of every task the request touches; `expires_at` (Unix time)
+    is when the credential stops being valid, if known."""
 
     subject: str
+    expires_at: float | None = None
 
 
 class InvalidToken(Exception):
@@ -34,9 +36,9 @@ class TokenVerifier(Protocol):
     async def verify(self, token: str) -> Principal: ...
 
 
-def check_subject(subject: object) -> Principal:
+def check_subject(subject: object, expires_at: object = None) -> Principal:
     if not isinstance(subject, str) or not subject:
         raise InvalidToken("the token has no subject (sub)")
     if len(subject) > MAX_SUBJECT or any(c < " " or c == "\x7f" for c in subject):
         raise InvalidToken("the token's subject (sub) is not a valid user id")
-    return Principal(subject)
+    return Principal(subject, float(expires_at) if isinstance(expires_at, int | float) else None)

@@ -76,7 +76,7 @@ class JwksVerifier:
         claims = decode_checked(
             token, key, algorithms, issuer=self._issuer, audience=self._audience, leeway=self._leeway
         )
-        return check_subject(claims.get("sub"))
+        return check_subject(claims.get("sub"), claims.get("exp"))
 
     async def warm_up(self) -> None:
         """Fetches the keys now (at start-up), so the first request does not wait."""

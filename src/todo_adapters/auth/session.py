@@ -96,7 +96,7 @@ class SessionTokenVerifier:
         expires = _as_utc(expires_at)
         if expires is None or expires.timestamp() <= now:
             raise InvalidToken("the session has expired")
-        principal = check_subject(user_id)
+        principal = check_subject(user_id, min(now + self._cache_seconds, expires.timestamp()))
         if len(self._cache) >= MAX_CACHE_ENTRIES:
             self._cache.clear()
         self._cache[raw] = (principal.subject, min(now + self._cache_seconds, expires.timestamp()))

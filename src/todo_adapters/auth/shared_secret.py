@@ -92,7 +92,7 @@ class SharedSecretVerifier:
             audience=self._audience,
             leeway=self._leeway,
         )
-        return check_subject(claims.get("sub"))
+        return check_subject(claims.get("sub"), claims.get("exp"))
 
 
 def mint_token(

@@ -83,6 +83,13 @@ def task_from_row(row: Mapping[Any, Any]) -> Task:
 
 
 _SELECT = sa.select(*(c for c in tasks.c if c.name not in ("title_key", "search_text", "revision")))
+# Built once: SQLAlchemy then reuses their cache keys and compiled forms on every call.
+_GET = _SELECT.where(
+    tasks.c.user_id == sa.bindparam("owner"),
+    tasks.c.id == sa.bindparam("task_id"),
+    tasks.c.deleted_at.is_(None),
+)
+_GET_FOR_UPDATE = _GET.with_for_update()
 _DATETIMES = ("due_date", "remind_at", "completed_at", "created_at", "updated_at", "deleted_at")
 
 

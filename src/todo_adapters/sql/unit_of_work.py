@@ -68,6 +68,14 @@ class SqlUnitOfWork:
 
     def __init__(self, engine: AsyncEngine, *, auto_migrate: bool = False) -> None:
         self.engine = engine
+        # Reads on PostgreSQL skip BEGIN/ROLLBACK (two round trips of three for a get): under
+        # READ COMMITTED every statement sees its own snapshot either way. SQLite keeps its
+        # BEGIN IMMEDIATE transactions (see engine.py).
+        self._reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
         self._migrated = not auto_migrate
         self._migrate_lock = asyncio.Lock()
 
@@ -84,11 +92,12 @@ class SqlUnitOfWork:
                 self._migrated = True
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[SqlTransaction]:
+    async def begin(self, *, read_only: bool = False) -> AsyncIterator[SqlTransaction]:
         if not self._migrated:
             await self.ensure_schema()
-        async with storage_errors(), self.engine.connect() as connection:
-            await connection.begin()
+        async with storage_errors(), (self._reader if read_only else self.engine).connect() as connection:
+            if not read_only:
+                await connection.begin()
             yield SqlTransaction(connection)
             # leaving the connection block without commit rolls the transaction back
 

@@ -56,7 +56,6 @@ def create_app(container: Container | None = None, settings: Settings | None = N
     if container is None:
         container = Container(settings=settings or Settings())
     settings = container.settings()
-    container.wire(modules=[deps])
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -99,6 +98,13 @@ def create_app(container: Container | None = None, settings: Settings | None = N
         dependencies=[Depends(deps.rate_limit), Depends(deps.require_path_owner)],
     )
     app.include_router(operations.router)
+    if settings.bench_endpoint:
+
+        @app.get("/_bench/hello", include_in_schema=False)
+        async def hello() -> dict[str, str]:
+            """The framework's ceiling on this machine: same app and middleware, no auth, no I/O."""
+            return {"hello": "world"}
+
     _install_docs(app)
     install_openapi(app, [TaskCreateIn, TaskPatchIn, CompleteIn], common_errors=(429, 500, 503))
 

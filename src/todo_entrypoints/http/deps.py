@@ -1,23 +1,25 @@
-"""What handlers may ask for, as Annotated aliases; the only module wired to the container.
+"""What handlers may ask for, as Annotated aliases; the only module that reads the container.
 
-Handlers never build adapters: they name `ServiceDep`, `OwnerDep`… and FastAPI plus
-dependency-injector hand them what the composition root built.
+Handlers never build adapters: they name `ServiceDep`, `OwnerDep`… and get what the
+composition root (`app.state.container`) built. The container is read through the request
+rather than by dependency-injector's `Depends(Provide[...])` wiring: FastAPI treats a
+`Provide` marker as a synchronous dependency and runs it in a worker thread, which measured
+at several milliseconds per request on this machine (bench/run.py). Tests still swap
+adapters with the container's `override()`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from dependency_injector.wiring import Provide, inject
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from todo_adapters.auth import InvalidToken, Principal, TokenVerifier
-from todo_adapters.ratelimit import RateLimiter, RateLimitUnavailable, parse_limit
+from todo_adapters.ratelimit import RateLimiter, RateLimitUnavailable
 from todo_domain import TaskService
 from todo_entrypoints.container import Container, HealthCheck
 from todo_entrypoints.http.problems import HttpProblem
-from todo_entrypoints.settings import Settings
 
 __all__ = ["HealthChecksDep", "OwnerDep", "ServiceDep", "rate_limit", "require_path_owner"]
 
@@ -26,23 +28,23 @@ _bearer = HTTPBearer(
 )
 
 
-@inject
-async def _service(service: TaskService = Depends(Provide[Container.service])) -> TaskService:
+def _container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+async def _service(request: Request) -> TaskService:
+    service: TaskService = _container(request).service()
     return service
 
 
-@inject
-async def _health_checks(
-    checks: list[HealthCheck] = Depends(Provide[Container.health_checks]),
-) -> list[HealthCheck]:
+async def _health_checks(request: Request) -> list[HealthCheck]:
+    checks: list[HealthCheck] = _container(request).health_checks()
     return checks
 
 
-@inject
 async def _authenticate(
-    request: Request,
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-    verifier: TokenVerifier = Depends(Provide[Container.verifier]),
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> Principal | InvalidToken:
     """The caller, or why not; checked once per request (rate limits and owner both use it)."""
     if credentials is None:
@@ -52,6 +54,7 @@ async def _authenticate(
             if header is None
             else "the Authorization header is not 'Bearer <token>'"
         )
+    verifier: TokenVerifier = _container(request).verifier()
     try:
         principal = await verifier.verify(credentials.credentials)
     except InvalidToken as refused:
@@ -70,18 +73,16 @@ async def _owner(caller: Annotated[Principal | InvalidToken, Depends(_authentica
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-@inject
 async def rate_limit(
-    request: Request,
-    caller: Annotated[Principal | InvalidToken, Depends(_authenticate)],
-    limiter: RateLimiter | None = Depends(Provide[Container.rate_limiter]),
-    settings: Settings = Depends(Provide[Container.settings]),
+    request: Request, caller: Annotated[Principal | InvalidToken, Depends(_authenticate)]
 ) -> None:
     """Per token subject (per client IP without one), reads and writes counted separately."""
+    container = _container(request)
+    limiter: RateLimiter | None = container.rate_limiter()
     if limiter is None:
         return
     reading = request.method in _READ_METHODS
-    item = parse_limit(settings.rate_limit_read if reading else settings.rate_limit_write)
+    item = container.read_limit() if reading else container.write_limit()
     who = f"user:{caller.subject}" if isinstance(caller, Principal) else f"ip:{_client_ip(request)}"
     try:
         decision = await limiter.hit(item, f"{'read' if reading else 'write'}:{who}")

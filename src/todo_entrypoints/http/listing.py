@@ -80,7 +80,7 @@ def _descending(order: str) -> bool:
     return lowered == "desc"
 
 
-def list_query(
+async def list_query(
     status: Annotated[
         list[str] | None,
         Query(description="repeatable or comma-separated: pending, in_progress, completed, all, active"),
