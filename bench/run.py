@@ -32,7 +32,7 @@ from todo_adapters.auth import mint_token
 from todo_adapters.sql import DatabaseConfig, create_engine
 from todo_adapters.sql.migrate import migrate
 from todo_adapters.sql.repository import task_to_row
-from todo_adapters.sql.tables import owners, task_tags, tasks
+from todo_adapters.sql.tables import owners
 from todo_domain import NewTask, Priority, Status, Task, Uuid7Generator
 
 ROOT = Path(__file__).resolve().parent
@@ -137,6 +137,16 @@ async def admin(statement: str) -> None:
     await engine.dispose()
 
 
+async def copy(connection: Any, table: str, rows: list[dict[str, Any]]) -> None:
+    """COPY through asyncpg: seeding 100,000 rows takes seconds, not minutes."""
+    if not rows:
+        return
+    raw = await connection.get_raw_connection()
+    columns = list(rows[0])
+    records = [tuple(row[c] for c in columns) for row in rows]
+    await raw.driver_connection.copy_records_to_table(table, records=records, columns=columns)
+
+
 async def seed(url: str, plan: dict[str, int]) -> dict[str, list[str]]:
     """Rows made by the domain (Task.create) and mapped by the SQL adapter, bulk-inserted."""
     engine = create_engine(DatabaseConfig(url))
@@ -145,12 +155,13 @@ async def seed(url: str, plan: dict[str, int]) -> dict[str, list[str]]:
     rng = random.Random(7)
     now = datetime.now(UTC)
     made: dict[str, list[str]] = {}
+    all_tags: list[dict[str, Any]] = []
     async with engine.begin() as connection:
         for owner, count in plan.items():
             made[owner] = []
-            for start in range(0, count, 5000):
+            for start in range(0, count, 1000):
                 rows, tag_rows = [], []
-                for n in range(start, min(count, start + 5000)):
+                for n in range(start, min(count, start + 1000)):
                     draft = NewTask(
                         title=f"Task {n} {rng.choice(['milk', 'report', 'call', 'gym'])}",
                         priority=rng.choice(list(Priority)),
@@ -164,10 +175,13 @@ async def seed(url: str, plan: dict[str, int]) -> dict[str, list[str]]:
                     rows.append({**task_to_row(task), "revision": n + 1})
                     tag_rows += [{"user_id": owner, "task_id": task.id, "tag": t} for t in task.tags]
                     made[owner].append(str(task.id))
-                await connection.execute(tasks.insert(), rows)
-                if tag_rows:
-                    await connection.execute(task_tags.insert(), tag_rows)
+                await copy(connection, "tasks", rows)
+                all_tags += tag_rows
             await connection.execute(owners.insert().values(user_id=owner, revision=count, purged_revision=0))
+        # Statistics first: the foreign-key checks of the tag rows would otherwise keep the
+        # sequential-scan plan they chose while `tasks` was empty.
+        await connection.execute(sa.text("ANALYZE tasks"))
+        await copy(connection, "task_tags", all_tags)
         await connection.execute(sa.text("ANALYZE"))
     await engine.dispose()
     return made

@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
 from todo_domain.errors import FieldError, InvalidTask
@@ -51,20 +51,23 @@ def _collect(errors: list[FieldError], convert: Callable[[], Any]) -> Any:
         return None
 
 
-def _status(value: Any) -> Status:
+_E = TypeVar("_E", bound=enum.StrEnum)
+
+
+def _choice(kind: type[_E], field_name: str, value: Any) -> _E:
     try:
-        return Status(value)
+        return kind(value)
     except ValueError:
-        allowed = ", ".join(s.value for s in Status)
-        raise InvalidTask.one("status", f"must be one of {allowed}", "invalid_choice") from None
+        allowed = ", ".join(member.value for member in kind)
+        raise InvalidTask.one(field_name, f"must be one of {allowed}", "invalid_choice") from None
+
+
+def _status(value: Any) -> Status:
+    return _choice(Status, "status", value)
 
 
 def _priority(value: Any) -> Priority:
-    try:
-        return Priority(value)
-    except ValueError:
-        allowed = ", ".join(p.value for p in Priority)
-        raise InvalidTask.one("priority", f"must be one of {allowed}", "invalid_choice") from None
+    return _choice(Priority, "priority", value)
 
 
 def _recurrence(value: object) -> Recurrence | None:
