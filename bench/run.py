@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import random
-import statistics
 import subprocess
 import sys
 import time
@@ -219,7 +218,7 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
 
 class socket_to:  # noqa: N801  (a tiny context manager)
     def __init__(self, port: int) -> None:
-        import socket  # noqa: PLC0415
+        import socket
 
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=1)
 
@@ -335,7 +334,7 @@ async def main() -> None:
         print(f"seeded {sum(plan.values()):,} tasks in {time.perf_counter() - started:.1f} s", flush=True)
         report: dict[str, Any] = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "runs": {},
         }
         for workers in (1, 2):

@@ -606,3 +606,24 @@ async def test_an_expired_change_token_is_410(client: httpx.AsyncClient) -> None
     old = ChangeToken(1, datetime(2020, 1, 1, tzinfo=UTC)).encode()
     response = await client.get("/api/tasks/changes", params={"since": old}, headers=A)
     assert_problem(response, 410, "sync_expired")
+
+
+async def test_tokens_and_secrets_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from todo_entrypoints.logging_setup import JsonFormatter
+
+    token = A["Authorization"].removeprefix("Bearer ")
+    settings = make_settings(
+        database_url="postgresql://app:hunter2@127.0.0.1:1/x?connect_timeout=1", auto_migrate=False
+    )
+    caplog.set_level(logging.DEBUG)
+    async with serve(app_for(settings), raise_app_exceptions=False) as c:
+        await c.get("/api/tasks", headers=A)  # 503: the database is down
+        await c.get("/api/tasks", headers={"Authorization": f"Bearer {token[:-3]}xyz"})  # 401
+        await c.get("/health/ready")
+    formatter = JsonFormatter()
+    text = "\n".join(formatter.format(r) for r in caplog.records)
+    assert "GET /api/tasks 503" in caplog.text
+    for secret in (token, token[:-3], "hunter2", make_settings().auth_jwt_secret.get_secret_value()):  # type: ignore[union-attr]
+        assert secret not in text

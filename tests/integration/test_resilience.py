@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -82,11 +83,17 @@ class Cluster:
 
     def _as_postgres(self, command: list[str]) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run(prefix + command, check=True, capture_output=True)
+        # No pipes: the server pg_ctl starts would inherit them and keep them open forever.
+        subprocess.run(
+            prefix + command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
-        self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "start"])
+        log = str(self.data.parent / "postgres.log")
+        self._as_postgres(
+            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start"]
+        )
 
     def stop(self) -> None:
         self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"])
@@ -97,9 +104,10 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster() -> Iterator[Cluster]:
     assert (PG_BIN / "initdb").exists(), f"PostgreSQL 15 binaries are needed at {PG_BIN}"
-    root = tmp_path_factory.mktemp("pg")
+    # Directly under /tmp: pytest's own temp dirs are private to root, and initdb runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="todo-pg-"))
     cluster = Cluster(root)
     cluster.start()
     yield cluster
