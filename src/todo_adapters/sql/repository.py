@@ -198,11 +198,12 @@ class SqlTaskRepository:
         descending = query.sort.descending
         if query.cursor is not None:
             conditions.append(_after(column, query.cursor.value, query.cursor.task_id, descending))
-        order = (
-            [column.desc().nulls_last(), tasks.c.id.desc()]
-            if descending
-            else [column.asc().nulls_last(), tasks.c.id.asc()]
-        )
+        by_value = column.desc() if descending else column.asc()
+        if column is tasks.c.due_date:
+            # Only due_date can be NULL. Saying NULLS LAST on a NOT NULL column would stop
+            # PostgreSQL from reading its (user_id, column, id) index backwards.
+            by_value = by_value.nulls_last()
+        order = [by_value, tasks.c.id.desc() if descending else tasks.c.id.asc()]
         stmt = _SELECT.where(*conditions).order_by(*order).limit(query.limit + 1)
         if query.offset:
             stmt = stmt.offset(query.offset)

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-__all__ = ["UTCDateTime", "idempotency_keys", "metadata", "owners", "task_tags", "tasks"]
+__all__ = ["PG_ONLY_INDEXES", "UTCDateTime", "idempotency_keys", "metadata", "owners", "task_tags", "tasks"]
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -78,6 +78,11 @@ _live_index("ix_tasks_updated", tasks.c.user_id, tasks.c.updated_at, tasks.c.id)
 _live_index("ix_tasks_due", tasks.c.user_id, tasks.c.due_date, tasks.c.id)
 _live_index("ix_tasks_priority", tasks.c.user_id, tasks.c.priority, tasks.c.id)
 _live_index("ix_tasks_title", tasks.c.user_id, tasks.c.title_key, tasks.c.id)
+# Due date descending with NULLs last cannot be read from ix_tasks_due backwards (that gives
+# NULLs first); PostgreSQL gets its own index (migration 0003). SQLite cannot declare NULLS LAST
+# in an index, and sorts instead.
+PG_ONLY_INDEXES = frozenset({"ix_tasks_due_desc"})
+
 # The change feed reads all rows, tombstones included, in revision order.
 sa.Index("ix_tasks_revision", tasks.c.user_id, tasks.c.revision)
 
