@@ -94,12 +94,16 @@ def _rate_limiter(settings: Settings) -> RateLimiter | None:
     )
 
 
-def _health_checks(uow: UnitOfWork, limiter: RateLimiter | None, settings: Settings) -> list[HealthCheck]:
+def _health_checks(
+    uow: UnitOfWork, limiter: RateLimiter | None, jwks: JwksVerifier | None, settings: Settings
+) -> list[HealthCheck]:
     checks: list[HealthCheck] = []
     if isinstance(uow, SqlUnitOfWork):
         checks.append(("database", uow.ping, True))
     if limiter is not None and settings.redis_url is not None:
         checks.append(("redis", limiter.check, settings.rate_limit_fail_closed))
+    if jwks is not None:
+        checks.append(("jwks", jwks.check, True))
     return checks
 
 
@@ -134,5 +138,5 @@ class Container(containers.DeclarativeContainer):
     rate_limiter = providers.Singleton(_rate_limiter, settings)
     read_limit = providers.Singleton(lambda s: parse_limit(s.rate_limit_read), settings)
     write_limit = providers.Singleton(lambda s: parse_limit(s.rate_limit_write), settings)
-    health_checks = providers.Singleton(_health_checks, unit_of_work, rate_limiter, settings)
+    health_checks = providers.Singleton(_health_checks, unit_of_work, rate_limiter, jwks_verifier, settings)
     database_description = providers.Callable(_describe, settings)

@@ -302,6 +302,9 @@ async def test_jwks_down_at_cold_start_is_503(keys: Keys, jwks_server: JwksServe
     )
     async with serve(app) as client:
         response = await client.get("/api/tasks", headers={"Authorization": f"Bearer {keys.token()}"})
+        ready = await client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["jwks"] == "unavailable"
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert int(response.headers["retry-after"]) >= 1

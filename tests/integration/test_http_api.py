@@ -498,6 +498,8 @@ async def test_health_and_readiness(store_url: str) -> None:
         ready = await c.get("/health/ready")
         assert ready.status_code == 200
         assert ready.json()["status"] == "ok"
+        if store_url != "memory://":
+            assert "db_pool_connections_in_use 0.0" in (await c.get("/metrics")).text
 
 
 async def test_readiness_is_503_when_the_database_is_down() -> None:

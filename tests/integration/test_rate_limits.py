@@ -50,6 +50,7 @@ async def test_the_write_after_the_budget_is_429_with_accurate_headers(
         assert 1 <= retry_after <= 60
         assert body["retry_after"] == retry_after
         assert refused.headers["ratelimit-remaining"] == "0"
+        assert 'rate_limited_requests_total{kind="write"} 1.0' in (await client.get("/metrics")).text
         fresh_token = auth("alice", ttl_seconds=7200)
         assert (await client.post("/api/tasks", json={"title": "x"}, headers=fresh_token)).status_code == 429
         assert (await client.post("/api/tasks", json={"title": "x"}, headers=bob)).status_code == 201

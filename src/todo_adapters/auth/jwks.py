@@ -83,6 +83,15 @@ class JwksVerifier:
         async with self._lock:
             await self._fetch()
 
+    async def check(self) -> None:
+        """For readiness: fine while any key is cached; otherwise one (throttled) fetch."""
+        if not self._keys:
+            async with self._lock:
+                if not self._keys and self._may_fetch():
+                    await self._fetch()
+        if not self._keys:
+            raise ConnectionError("no JWKS signing keys: the JWKS endpoint is unreachable")
+
     async def _key(self, kid: object) -> tuple[Any, tuple[str, ...]]:
         if not (kid is None or isinstance(kid, str)):
             raise InvalidToken("the token's key id (kid) is malformed")

@@ -62,6 +62,7 @@ def create_app(container: Container | None = None, settings: Settings | None = N
         uow = container.unit_of_work()
         if isinstance(uow, SqlUnitOfWork):
             await uow.ensure_schema()
+            app.state.metrics.watch_pool(uow.engine.pool)
         container.verifier()  # fail fast on auth misconfiguration, log how to get a token
         jwks = container.jwks_verifier()
         if jwks is not None:

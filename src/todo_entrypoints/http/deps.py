@@ -99,6 +99,7 @@ async def rate_limit(
         "RateLimit-Reset": str(decision.reset_seconds),
     }
     if not decision.allowed:
+        request.app.state.metrics.rate_limited.labels("read" if reading else "write").inc()
         raise HttpProblem(
             429,
             "rate_limited",

@@ -12,7 +12,7 @@ import time
 import uuid
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_entrypoints.http.problems import HttpProblem, request_id_var
@@ -41,6 +41,25 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "rate_limited_requests_total",
+            "Requests refused by the rate limits",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.pool_in_use = Gauge(
+            "db_pool_connections_in_use",
+            "Database connections checked out of the pool",
+            registry=self.registry,
+        )
+        self.pool_size = Gauge(
+            "db_pool_connections_open", "Database connections the pool holds open", registry=self.registry
+        )
+
+    def watch_pool(self, pool: Any) -> None:
+        """Reads the pool's numbers at scrape time (SQLAlchemy QueuePool)."""
+        self.pool_in_use.set_function(pool.checkedout)
+        self.pool_size.set_function(lambda: pool.checkedout() + pool.checkedin())
 
 
 def BodyTooLarge(limit: int) -> HttpProblem:  # noqa: N802  (an error constructor)
