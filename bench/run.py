@@ -158,6 +158,7 @@ async def seed(url: str, plan: dict[str, int]) -> dict[str, list[str]]:
     async with engine.begin() as connection:
         for owner, count in plan.items():
             made[owner] = []
+            by_status = dict.fromkeys(Status, 0)
             for start in range(0, count, 1000):
                 rows, tag_rows = [], []
                 for n in range(start, min(count, start + 1000)):
@@ -171,12 +172,22 @@ async def seed(url: str, plan: dict[str, int]) -> dict[str, list[str]]:
                         due_date=None if n % 3 == 0 else now + timedelta(days=rng.randint(-30, 60)),
                     )
                     task = Task.create(ids.new_id(), owner, draft, now - timedelta(seconds=count - n))
+                    by_status[task.status] += 1
                     rows.append({**task_to_row(task), "revision": n + 1})
                     tag_rows += [{"user_id": owner, "task_id": task.id, "tag": t} for t in task.tags]
                     made[owner].append(str(task.id))
                 await copy(connection, "tasks", rows)
                 all_tags += tag_rows
-            await connection.execute(owners.insert().values(user_id=owner, revision=count, purged_revision=0))
+            await connection.execute(
+                owners.insert().values(
+                    user_id=owner,
+                    revision=count,
+                    purged_revision=0,
+                    pending_count=by_status[Status.PENDING],
+                    in_progress_count=by_status[Status.IN_PROGRESS],
+                    completed_count=by_status[Status.COMPLETED],
+                )
+            )
         # Statistics first: the foreign-key checks of the tag rows would otherwise keep the
         # sequential-scan plan they chose while `tasks` was empty.
         await connection.execute(sa.text("ANALYZE tasks"))

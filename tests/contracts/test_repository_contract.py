@@ -318,3 +318,27 @@ async def test_changing_tags_updates_tag_filters(service: TaskService, alice: st
     await service.update(alice, task.id, TaskPatch(tags=["work", "errands"]))
     assert (await service.list(alice, TaskQuery(tags=("home",)))).total == 0
     assert (await service.list(alice, TaskQuery(tags=("errands", "work")))).total == 1
+
+
+async def test_totals_follow_status_changes_and_deletes(service: TaskService, alice: str, bob: str) -> None:
+    created = [await service.create(alice, NewTask(title=f"t{i}")) for i in range(8)]
+    await service.create(bob, NewTask(title="other owner"))
+    await service.set_completed(alice, created[0].id, True)
+    await service.set_completed(alice, created[1].id, True)
+    await service.update(alice, created[2].id, TaskPatch(status=Status.IN_PROGRESS))
+    await service.delete(alice, created[1].id)  # a completed one
+    await service.delete(alice, created[3].id)  # a pending one
+    await service.set_completed(alice, created[0].id, None)  # reopened
+    await service.replace(alice, created[4].id, NewTask(title="replaced", completed=True))
+    queries = [
+        TaskQuery(),
+        TaskQuery(completed=True),
+        TaskQuery(completed=False),
+        *(TaskQuery(statuses=frozenset({s})) for s in Status),
+        TaskQuery(statuses=frozenset({Status.PENDING, Status.COMPLETED}), completed=False),
+    ]
+    for query in queries:
+        page = await service.list(alice, TaskQuery(**{**_fields(query), "limit": 1000}))
+        assert page.total == len(page.items), query
+    assert (await service.list(alice)).total == 6
+    assert (await service.list(alice, TaskQuery(completed=True))).total == 1

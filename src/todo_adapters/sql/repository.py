@@ -116,41 +116,58 @@ class SqlTaskRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
         self._loaded_tags: dict[UUID, Tags] = {}
+        self._loaded_status: dict[UUID, Status | None] = {}
 
-    async def _next_revision(self, owner: str) -> int:
-        """Bumps the owner's change-feed counter; the row stays locked until commit, so an
-        owner's writes commit in revision order (see todo_domain.sync)."""
+    async def _next_revision(self, owner: str, before: Status | None, after: Status | None) -> int:
+        """Bumps the owner's change-feed counter and moves the task between the per-status
+        counts (None: not counted, i.e. deleted or new). The row stays locked until commit, so
+        an owner's writes commit in revision order (see todo_domain.sync)."""
         insert = postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
+        counts = dict.fromkeys(_STATUS_COUNT.values(), 0)
+        changes: dict[str, Any] = {"revision": owners.c.revision + 1}
+        for status, delta in ((before, -1), (after, 1)):
+            if status is not None and before is not after:
+                column = _STATUS_COUNT[status]
+                counts[column] += delta
+                changes[column] = owners.c[column] + counts[column]
         stmt = (
             insert(owners)
-            .values(user_id=owner, revision=1, purged_revision=0)
-            .on_conflict_do_update(
-                index_elements=[owners.c.user_id], set_={"revision": owners.c.revision + 1}
-            )
+            .values(user_id=owner, revision=1, purged_revision=0, **counts)
+            .on_conflict_do_update(index_elements=[owners.c.user_id], set_=changes)
             .returning(owners.c.revision)
         )
         return int((await self._conn.execute(stmt)).scalar_one())
 
     async def add(self, task: Task) -> None:
-        revision = await self._next_revision(task.owner)
+        revision = await self._next_revision(task.owner, None, _counted(task))
         await self._conn.execute(tasks.insert().values({**task_to_row(task), "revision": revision}))
         await self._write_tags(task, ())
 
     async def get(self, owner: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
-        stmt = _SELECT.where(tasks.c.user_id == owner, tasks.c.id == task_id, tasks.c.deleted_at.is_(None))
-        if for_update:
-            stmt = stmt.with_for_update()
-        row = (await self._conn.execute(stmt)).mappings().first()
+        stmt = _GET_FOR_UPDATE if for_update else _GET
+        row = (await self._conn.execute(stmt, {"owner": owner, "task_id": task_id})).mappings().first()
         if row is None:
             return None
         task = task_from_row(row)
         self._loaded_tags[task.id] = task.tags
+        self._loaded_status[task.id] = task.status
         return task
 
     async def save(self, task: Task, *, expected_version: int) -> None:
         values = task_to_row(task)
         del values["user_id"], values["id"], values["created_at"]
-        values["revision"] = await self._next_revision(task.owner)
+        if task.id in self._loaded_status:
+            before = self._loaded_status[task.id]
+        else:  # saved without being read here: ask the row (the UPDATE below locks it anyway)
+            row = (
+                await self._conn.execute(
+                    sa.select(tasks.c.status, tasks.c.deleted_at).where(
+                        tasks.c.user_id == task.owner, tasks.c.id == task.id
+                    )
+                )
+            ).first()
+            before = None if row is None or row[1] is not None else Status(row[0])
+        values["revision"] = await self._next_revision(task.owner, before, _counted(task))
         result = await self._conn.execute(
             tasks.update()
             .where(
@@ -166,6 +183,7 @@ class SqlTaskRepository:
             )
             raise VersionConflict(expected_version, current or 0)
         await self._write_tags(task, self._loaded_tags.get(task.id))
+        self._loaded_status[task.id] = _counted(task)
 
     async def _write_tags(self, task: Task, before: Sequence[str] | None) -> None:
         """Keeps `task_tags` equal to the live task's tags (a deleted task has none there)."""
@@ -193,7 +211,13 @@ class SqlTaskRepository:
 
     async def find(self, owner: str, query: TaskQuery, now: datetime) -> Page:
         conditions = _filters(owner, query, now)
-        total = await self._conn.scalar(sa.select(sa.func.count()).select_from(tasks).where(*conditions))
+        counted = _counted_statuses(query)
+        if counted is None:
+            total = await self._conn.scalar(sa.select(sa.func.count()).select_from(tasks).where(*conditions))
+        else:  # the per-status counters on the owner's row: O(1) whatever the owner's size
+            columns = [owners.c[_STATUS_COUNT[s]] for s in sorted(counted)]
+            row = (await self._conn.execute(sa.select(*columns).where(owners.c.user_id == owner))).first()
+            total = 0 if row is None else sum(int(v) for v in row)
         column = _SORT_COLUMNS[query.sort.field]
         descending = query.sort.descending
         if query.cursor is not None:
@@ -280,6 +304,31 @@ class SqlTaskRepository:
         )
         rows = (await self._conn.execute(stmt)).all()
         return [TagCount(tag, int(open_count or 0), int(total)) for tag, open_count, total in rows]
+
+
+_STATUS_COUNT = {
+    Status.PENDING: "pending_count",
+    Status.IN_PROGRESS: "in_progress_count",
+    Status.COMPLETED: "completed_count",
+}
+
+
+def _counted(task: Task) -> Status | None:
+    """Which per-status count a task belongs to (tombstones belong to none)."""
+    return None if task.deleted else task.status
+
+
+def _counted_statuses(query: TaskQuery) -> frozenset[Status] | None:
+    """The statuses whose counters add up to this query's total, when it filters on nothing
+    else; None when the total needs a count(*)."""
+    if query.tags or query.text or query.priorities or query.due_before or query.due_after:
+        return None
+    if query.overdue is not None:
+        return None
+    statuses = query.statuses or frozenset(Status)
+    if query.completed is not None:
+        statuses = frozenset(s for s in statuses if (s is Status.COMPLETED) == query.completed)
+    return statuses
 
 
 def _filters(owner: str, query: TaskQuery, now: datetime) -> list[sa.ColumnElement[bool]]:

@@ -87,13 +87,17 @@ PG_ONLY_INDEXES = frozenset({"ix_tasks_due_desc"})
 sa.Index("ix_tasks_revision", tasks.c.user_id, tasks.c.revision)
 
 # One row per owner: the revision counter of the change feed (its upsert also serialises the
-# owner's writes) and the newest revision whose tombstone has been purged.
+# owner's writes), the newest revision whose tombstone has been purged, and live-task counts.
 owners = sa.Table(
     "owners",
     metadata,
     sa.Column("user_id", sa.String(255), nullable=False),
     sa.Column("revision", sa.BigInteger(), nullable=False),
     sa.Column("purged_revision", sa.BigInteger(), nullable=False, server_default="0"),
+    # Live tasks by status, kept by every write: list totals without a count(*) (migration 0004).
+    sa.Column("pending_count", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("in_progress_count", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("completed_count", sa.BigInteger(), nullable=False, server_default="0"),
     sa.PrimaryKeyConstraint("user_id", name="pk_owners"),
 )
 
