@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from todo_entrypoints.http.problems import HttpProblem
 
-__all__ = ["JSON_MEDIA_TYPES", "read_json"]
+__all__ = ["JSON_MEDIA_TYPES", "read_json", "read_optional_json"]
 
 Model = TypeVar("Model", bound=BaseModel)
 JSON_MEDIA_TYPES = ("application/json", "application/merge-patch+json")
@@ -42,14 +42,21 @@ async def _parse(request: Request) -> Any:
         raise HttpProblem(400, "malformed_request", "The request body is not valid JSON.") from None
 
 
-async def read_json(request: Request, model: type[Model], *, required: bool = True) -> Model | None:
-    data = await _parse(request)
-    if data is _EMPTY:
-        if not required:
-            return None
+async def read_json(request: Request, model: type[Model]) -> Model:
+    """The body as `model`; a missing body is a 422 naming it."""
+    body = await read_optional_json(request, model)
+    if body is None:
         raise RequestValidationError(
             [{"loc": ("body",), "msg": "a JSON body is required", "type": "missing"}]
         )
+    return body
+
+
+async def read_optional_json(request: Request, model: type[Model]) -> Model | None:
+    """The body as `model`, or None when there is no body at all."""
+    data = await _parse(request)
+    if data is _EMPTY:
+        return None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

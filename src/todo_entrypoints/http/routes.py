@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from todo_domain import Task, TaskNotFound, TaskQuery, TaskService
-from todo_entrypoints.http.bodies import read_json
+from todo_entrypoints.http.bodies import read_json, read_optional_json
 from todo_entrypoints.http.conditional import etag, expected_version, matches
 from todo_entrypoints.http.deps import OwnerDep, ServiceDep
 from todo_entrypoints.http.listing import list_query, paging_headers
@@ -107,7 +107,6 @@ async def create_task(
     request: Request, owner: OwnerDep, service: ServiceDep, idempotency_key: IdempotencyKeyHeader = None
 ) -> Response:
     body = await read_json(request, TaskCreateIn)
-    assert body is not None
     draft = to_new_task(body)
     if idempotency_key is None:
         task, replayed = await service.create(owner, draft), False
@@ -171,7 +170,6 @@ async def replace_task(
 ) -> Response:
     uid = _task_id(task_id)
     body = await read_json(request, TaskCreateIn)
-    assert body is not None
     version = await _write_version(service, owner, uid, if_match)
     return _task_response(await service.replace(owner, uid, to_new_task(body), expected_version=version))
 
@@ -188,7 +186,6 @@ async def update_task(
 ) -> Response:
     uid = _task_id(task_id)
     body = await read_json(request, TaskPatchIn)
-    assert body is not None
     version = await _write_version(service, owner, uid, if_match)
     return _task_response(await service.update(owner, uid, to_patch(body), expected_version=version))
 
@@ -221,7 +218,7 @@ async def complete_task(
     request: Request, task_id: str, owner: OwnerDep, service: ServiceDep, if_match: IfMatch = None
 ) -> Response:
     uid = _task_id(task_id)
-    body = await read_json(request, CompleteIn, required=False)
+    body = await read_optional_json(request, CompleteIn)
     completed = None if body is None else body.completed
     version = await _write_version(service, owner, uid, if_match)
     return _task_response(await service.set_completed(owner, uid, completed, expected_version=version))
