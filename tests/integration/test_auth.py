@@ -380,3 +380,15 @@ async def test_session_tokens_work_through_http(session_db: str) -> None:
         assert response.status_code == 200
         refused = await client.get("/api/tasks", headers={"Authorization": f"Bearer {signed('oldtoken456')}"})
         assert refused.status_code == 401
+
+
+async def test_a_deleted_session_is_refused_on_the_next_check(session_db: str) -> None:
+    verifier = SessionTokenVerifier(create_engine(DatabaseConfig(session_db)), SECRET)
+    principal = await verifier.verify(signed("livetoken123"))
+    assert principal.expires_at is not None
+    assert principal.expires_at > time.time()
+    with sqlite3.connect(session_db.removeprefix("sqlite:///")) as db:
+        db.execute("DELETE FROM \"session\" WHERE token = 'livetoken123'")
+    with pytest.raises(InvalidToken):
+        await verifier.verify(signed("livetoken123"))
+    await verifier.dispose()

@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from todo_adapters.sql import DatabaseConfig, SqlUnitOfWork, create_engine
+from todo_adapters.sql import engine as engine_module
 from todo_adapters.sql.migrate import current_revision, head_revision, migrate
 from todo_adapters.sql.tables import PG_ONLY_INDEXES, metadata
 from todo_domain import NewTask, StorageUnavailable, TaskService
@@ -77,3 +78,36 @@ async def test_an_exhausted_pool_is_storage_unavailable(postgres_url: str) -> No
             async with uow.begin():
                 pass
     await uow.dispose()
+
+
+async def test_pgbouncer_mode_works_without_a_statement_cache(postgres_url: str) -> None:
+    uow = SqlUnitOfWork(create_engine(DatabaseConfig(postgres_url, pgbouncer=True)))
+    service = TaskService(uow)
+    try:
+        for _ in range(3):  # the same statements again: no named prepared statement may clash
+            task = await service.create("pgbouncer", NewTask(title="pooled"))
+            assert (await service.get("pgbouncer", task.id)).title == "pooled"
+        async with uow.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            assert raw.driver_connection._stmt_cache.get_max_size() == 0  # type: ignore[union-attr]
+    finally:
+        await uow.dispose()
+
+
+async def test_a_connection_dropped_while_idle_never_reaches_the_caller(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)
+    uow = SqlUnitOfWork(create_engine(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0)))
+    service = TaskService(uow)
+    try:
+        task = await service.create("idle", NewTask(title="still here"))
+        async with uow.engine.connect() as connection:
+            pid = await connection.scalar(sa.text("SELECT pg_backend_pid()"))
+        admin = create_engine(DatabaseConfig(postgres_url))
+        async with admin.connect() as connection:  # what Neon does to a suspended compute
+            await connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await admin.dispose()
+        assert (await service.get("idle", task.id)).title == "still here"
+    finally:
+        await uow.dispose()

@@ -62,7 +62,6 @@ class JwksVerifier:
         self._keys: dict[str | None, tuple[Any, tuple[str, ...]]] = {}
         self._last_attempt = float("-inf")
         self._lock = asyncio.Lock()
-        self.fetches = 0
 
     async def verify(self, token: str) -> Principal:
         try:
@@ -120,7 +119,6 @@ class JwksVerifier:
 
     async def _fetch(self) -> None:
         self._last_attempt = time.monotonic()
-        self.fetches += 1
         try:
             if self._client is not None:
                 response = await self._client.get(self._url, timeout=self._timeout)

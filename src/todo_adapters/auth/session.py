@@ -2,8 +2,9 @@
 
 The signature is checked in constant time before any database work; then the `session` row
 (read-only; table and column names configurable, camelCase like Better Auth by default) must
-exist with `expiresAt` in the future. Positive answers are cached for at most `cache_seconds`
-(and never past the session's expiry), so a revoked session stops working within that time.
+exist with `expiresAt` in the future. The answer carries the session's expiry, so the
+TokenRouter's cache (≤ 60 s) never outlives the session; a revoked session stops working
+within a minute.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from todo_adapters.auth.base import InvalidToken, Principal, check_subject
 from todo_adapters.sql.unit_of_work import storage_errors
 
 __all__ = ["SessionTable", "SessionTokenVerifier"]
-
-MAX_CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +67,10 @@ class SessionTokenVerifier:
         *,
         table: SessionTable = SessionTable(),
         allow_unsigned: bool = False,
-        cache_seconds: float = 60.0,
     ) -> None:
         self._engine = engine
         self._secret = secret.encode()
         self._allow_unsigned = allow_unsigned
-        self._cache_seconds = min(cache_seconds, 60.0)
-        self._cache: dict[str, tuple[str, float]] = {}
         t = sa.table(
             table.name, sa.column(table.token), sa.column(table.user_id), sa.column(table.expires_at)
         )
@@ -84,23 +80,15 @@ class SessionTokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         raw = self._checked_token(unquote(token))
-        cached = self._cache.get(raw)
-        now = time.time()
-        if cached is not None and cached[1] > now:
-            return Principal(cached[0])
         async with storage_errors(), self._engine.connect() as connection:
             row = (await connection.execute(self._select, {"token": raw})).first()
         if row is None:
             raise InvalidToken("the session does not exist")
         user_id, expires_at = row
         expires = _as_utc(expires_at)
-        if expires is None or expires.timestamp() <= now:
+        if expires is None or expires.timestamp() <= time.time():
             raise InvalidToken("the session has expired")
-        principal = check_subject(user_id, min(now + self._cache_seconds, expires.timestamp()))
-        if len(self._cache) >= MAX_CACHE_ENTRIES:
-            self._cache.clear()
-        self._cache[raw] = (principal.subject, min(now + self._cache_seconds, expires.timestamp()))
-        return principal
+        return check_subject(user_id, expires.timestamp())
 
     def _checked_token(self, token: str) -> str:
         raw, dot, signature = token.rpartition(".")
