@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from todo_adapters.auth import mint_token
 from todo_adapters.sql import DatabaseConfig, create_engine
 from todo_adapters.sql.migrate import migrate
-from todo_adapters.sql.repository import task_to_row
+from todo_adapters.sql.rows import task_to_row
 from todo_adapters.sql.tables import owners
 from todo_domain import NewTask, Priority, Status, Task, Uuid7Generator
 

@@ -18,7 +18,14 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-__all__ = ["DatabaseConfig", "NormalisedUrl", "create_engine", "normalise_url", "safe_url"]
+__all__ = [
+    "DatabaseConfig",
+    "NormalisedUrl",
+    "create_engine",
+    "driver_arguments",
+    "normalise_url",
+    "safe_url",
+]
 
 # A connection idle longer than this is pinged before use: Neon suspends idle computes and
 # load balancers drop idle TCP connections, but a busy pool never pays for the ping.
@@ -109,16 +116,11 @@ def create_engine(config: DatabaseConfig) -> AsyncEngine:
     target = normalise_url(config.url, pgbouncer=config.pgbouncer)
     if target.is_sqlite:
         return _sqlite_engine(target, config)
-    connect_args = dict(target.connect_args)
+    connect_args = driver_arguments(target, config)
     if target.pgbouncer:
-        # Transaction pooling hands each statement to any server connection: no prepared
-        # statement may outlive it, and startup parameters are not forwarded.
-        connect_args["statement_cache_size"] = 0
+        # SQLAlchemy's dialect prepares named statements even without a cache; unique names
+        # keep them from clashing on PgBouncer's shared server connections.
         connect_args["prepared_statement_name_func"] = lambda: f"__asyncpg_{uuid.uuid4()}__"
-    else:
-        settings = dict(connect_args.get("server_settings", {}))
-        settings["statement_timeout"] = str(config.statement_timeout_ms)
-        connect_args["server_settings"] = settings
     engine = create_async_engine(
         target.url,
         pool_size=config.pool_size,
@@ -129,6 +131,20 @@ def create_engine(config: DatabaseConfig) -> AsyncEngine:
     )
     _ping_when_idle(engine)
     return engine
+
+
+def driver_arguments(target: NormalisedUrl, config: DatabaseConfig) -> dict[str, Any]:
+    """asyncpg's connect() arguments for a PostgreSQL target (both SQL adapters use them)."""
+    connect_args = dict(target.connect_args)
+    if target.pgbouncer:
+        # Transaction pooling hands each statement to any server connection: no prepared
+        # statement may outlive it, and startup parameters are not forwarded.
+        connect_args["statement_cache_size"] = 0
+    else:
+        settings = dict(connect_args.get("server_settings", {}))
+        settings["statement_timeout"] = str(config.statement_timeout_ms)
+        connect_args["server_settings"] = settings
+    return connect_args
 
 
 def _sqlite_engine(target: NormalisedUrl, config: DatabaseConfig) -> AsyncEngine:

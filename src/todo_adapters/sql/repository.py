@@ -6,7 +6,6 @@ and in `task_tags` (so "has all these tags" and per-tag counts are index lookups
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,14 +15,23 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from todo_adapters.sql.rows import (
+    STATUS_COUNT,
+    counted,
+    counted_statuses,
+    from_snapshot,
+    snapshot,
+    task_from_row,
+    task_to_row,
+)
 from todo_adapters.sql.tables import idempotency_keys, owners, task_tags, tasks
 from todo_domain.errors import IdempotencyKeyInFlight, VersionConflict
 from todo_domain.model import Task
-from todo_domain.query import Page, SortField, TagCount, TaskQuery, fold, search_text
+from todo_domain.query import Page, SortField, TagCount, TaskQuery
 from todo_domain.sync import FeedPage, Purged, StoredKey
-from todo_domain.values import Description, Owner, Priority, Recurrence, Status, Tags, Title
+from todo_domain.values import Status, Tags
 
-__all__ = ["SqlTaskRepository", "task_from_row", "task_to_row"]
+__all__ = ["SqlTaskRepository"]
 
 _SORT_COLUMNS: Mapping[SortField, sa.ColumnElement[Any]] = {
     SortField.CREATED_AT: tasks.c.created_at,
@@ -33,55 +41,6 @@ _SORT_COLUMNS: Mapping[SortField, sa.ColumnElement[Any]] = {
     SortField.TITLE: tasks.c.title_key,
 }
 
-_STATUS_TEXT = {s: s.value for s in Status}
-
-
-def task_to_row(task: Task) -> dict[str, Any]:
-    recurrence = task.recurrence
-    return {
-        "user_id": task.owner,
-        "id": task.id,
-        "title": str(task.title),
-        "title_key": fold(task.title),
-        "search_text": search_text(task.title, task.description),
-        "description": None if task.description is None else str(task.description),
-        "status": task.status.value,
-        "priority": task.priority.rank,
-        "tags": json.dumps(list(task.tags), ensure_ascii=False),
-        "due_date": task.due_date,
-        "remind_at": task.remind_at,
-        "recurrence_frequency": None if recurrence is None else recurrence.frequency.value,
-        "recurrence_interval": None if recurrence is None else recurrence.interval,
-        "completed_at": task.completed_at,
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-        "deleted_at": task.deleted_at,
-        "version": task.version,
-    }
-
-
-def task_from_row(row: Mapping[Any, Any]) -> Task:
-    """Rebuilds the entity from trusted stored values (they were validated on the way in)."""
-    frequency = row["recurrence_frequency"]
-    return Task(
-        id=row["id"],
-        owner=Owner(row["user_id"]),
-        title=Title(row["title"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        description=None if row["description"] is None else Description(row["description"]),
-        status=Status(row["status"]),
-        priority=Priority.from_rank(row["priority"]),
-        tags=Tags(json.loads(row["tags"])),
-        due_date=row["due_date"],
-        remind_at=row["remind_at"],
-        recurrence=None if frequency is None else Recurrence(frequency, row["recurrence_interval"]),
-        completed_at=row["completed_at"],
-        version=row["version"],
-        deleted_at=row["deleted_at"],
-    )
-
-
 _SELECT = sa.select(*(c for c in tasks.c if c.name not in ("title_key", "search_text", "revision")))
 # Built once: SQLAlchemy then reuses their cache keys and compiled forms on every call.
 _GET = _SELECT.where(
@@ -90,24 +49,6 @@ _GET = _SELECT.where(
     tasks.c.deleted_at.is_(None),
 )
 _GET_FOR_UPDATE = _GET.with_for_update()
-_DATETIMES = ("due_date", "remind_at", "completed_at", "created_at", "updated_at", "deleted_at")
-
-
-def _snapshot(task: Task) -> str:
-    """The task as JSON text, for the idempotency record (replayed byte for byte later)."""
-    row = task_to_row(task)
-    row["id"] = str(task.id)
-    for name in _DATETIMES:
-        row[name] = None if row[name] is None else row[name].isoformat()
-    return json.dumps(row, ensure_ascii=False)
-
-
-def _from_snapshot(text: str) -> Task:
-    row = json.loads(text)
-    row["id"] = UUID(row["id"])
-    for name in _DATETIMES:
-        row[name] = None if row[name] is None else datetime.fromisoformat(row[name])
-    return task_from_row(row)
 
 
 class SqlTaskRepository:
@@ -123,11 +64,11 @@ class SqlTaskRepository:
         counts (None: not counted, i.e. deleted or new). The row stays locked until commit, so
         an owner's writes commit in revision order (see todo_domain.sync)."""
         insert = postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
-        counts = dict.fromkeys(_STATUS_COUNT.values(), 0)
+        counts = dict.fromkeys(STATUS_COUNT.values(), 0)
         changes: dict[str, Any] = {"revision": owners.c.revision + 1}
         for status, delta in ((before, -1), (after, 1)):
             if status is not None and before is not after:
-                column = _STATUS_COUNT[status]
+                column = STATUS_COUNT[status]
                 counts[column] += delta
                 changes[column] = owners.c[column] + counts[column]
         stmt = (
@@ -139,7 +80,7 @@ class SqlTaskRepository:
         return int((await self._conn.execute(stmt)).scalar_one())
 
     async def add(self, task: Task) -> None:
-        revision = await self._next_revision(task.owner, None, _counted(task))
+        revision = await self._next_revision(task.owner, None, counted(task))
         await self._conn.execute(tasks.insert().values({**task_to_row(task), "revision": revision}))
         await self._write_tags(task, ())
 
@@ -167,7 +108,7 @@ class SqlTaskRepository:
                 )
             ).first()
             before = None if row is None or row[1] is not None else Status(row[0])
-        values["revision"] = await self._next_revision(task.owner, before, _counted(task))
+        values["revision"] = await self._next_revision(task.owner, before, counted(task))
         result = await self._conn.execute(
             tasks.update()
             .where(
@@ -183,7 +124,7 @@ class SqlTaskRepository:
             )
             raise VersionConflict(expected_version, current or 0)
         await self._write_tags(task, self._loaded_tags.get(task.id))
-        self._loaded_status[task.id] = _counted(task)
+        self._loaded_status[task.id] = counted(task)
 
     async def _write_tags(self, task: Task, before: Sequence[str] | None) -> None:
         """Keeps `task_tags` equal to the live task's tags (a deleted task has none there)."""
@@ -211,11 +152,11 @@ class SqlTaskRepository:
 
     async def find(self, owner: str, query: TaskQuery, now: datetime) -> Page:
         conditions = _filters(owner, query, now)
-        counted = _counted_statuses(query)
+        counted = counted_statuses(query)
         if counted is None:
             total = await self._conn.scalar(sa.select(sa.func.count()).select_from(tasks).where(*conditions))
         else:  # the per-status counters on the owner's row: O(1) whatever the owner's size
-            columns = [owners.c[_STATUS_COUNT[s]] for s in sorted(counted)]
+            columns = [owners.c[STATUS_COUNT[s]] for s in sorted(counted)]
             row = (await self._conn.execute(sa.select(*columns).where(owners.c.user_id == owner))).first()
             total = 0 if row is None else sum(int(v) for v in row)
         column = _SORT_COLUMNS[query.sort.field]
@@ -258,14 +199,14 @@ class SqlTaskRepository:
                 )
             )
         ).first()
-        return None if row is None else StoredKey(row[0], _from_snapshot(row[1]))
+        return None if row is None else StoredKey(row[0], from_snapshot(row[1]))
 
     async def remember_key(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
         values = {
             "user_id": owner,
             "key": key,
             "fingerprint": fingerprint,
-            "task": _snapshot(task),
+            "task": snapshot(task),
             "created_at": task.created_at,
         }
         try:
@@ -304,31 +245,6 @@ class SqlTaskRepository:
         )
         rows = (await self._conn.execute(stmt)).all()
         return [TagCount(tag, int(open_count or 0), int(total)) for tag, open_count, total in rows]
-
-
-_STATUS_COUNT = {
-    Status.PENDING: "pending_count",
-    Status.IN_PROGRESS: "in_progress_count",
-    Status.COMPLETED: "completed_count",
-}
-
-
-def _counted(task: Task) -> Status | None:
-    """Which per-status count a task belongs to (tombstones belong to none)."""
-    return None if task.deleted else task.status
-
-
-def _counted_statuses(query: TaskQuery) -> frozenset[Status] | None:
-    """The statuses whose counters add up to this query's total, when it filters on nothing
-    else; None when the total needs a count(*)."""
-    if query.tags or query.text or query.priorities or query.due_before or query.due_after:
-        return None
-    if query.overdue is not None:
-        return None
-    statuses = query.statuses or frozenset(Status)
-    if query.completed is not None:
-        statuses = frozenset(s for s in statuses if (s is Status.COMPLETED) == query.completed)
-    return statuses
 
 
 def _filters(owner: str, query: TaskQuery, now: datetime) -> list[sa.ColumnElement[bool]]:

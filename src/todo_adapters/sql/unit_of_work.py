@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -103,6 +104,11 @@ class SqlUnitOfWork:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+    def pool_usage(self) -> tuple[int, int]:
+        """(connections in use, connections open), for metrics."""
+        pool: Any = self.engine.pool
+        return pool.checkedout(), pool.checkedout() + pool.checkedin()
 
     async def ping(self) -> None:
         """One round trip to the database; raises StorageUnavailable if it does not answer."""

@@ -1,0 +1,123 @@
+"""Row ↔ entity mapping shared by the two SQL repositories (SQLAlchemy and asyncpg).
+
+Rows are plain mappings of column name to value, so an asyncpg Record and a SQLAlchemy
+RowMapping both work; the per-status counting rules of the `owners` row live here too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from todo_domain.model import Task
+from todo_domain.query import TaskQuery, fold, search_text
+from todo_domain.values import Description, Owner, Priority, Recurrence, Status, Tags, Title
+
+__all__ = [
+    "STATUS_COUNT",
+    "counted",
+    "counted_statuses",
+    "from_snapshot",
+    "snapshot",
+    "task_from_row",
+    "task_to_row",
+]
+
+
+def task_to_row(task: Task) -> dict[str, Any]:
+    recurrence = task.recurrence
+    return {
+        "user_id": task.owner,
+        "id": task.id,
+        "title": str(task.title),
+        "title_key": fold(task.title),
+        "search_text": search_text(task.title, task.description),
+        "description": None if task.description is None else str(task.description),
+        "status": task.status.value,
+        "priority": task.priority.rank,
+        "tags": json.dumps(list(task.tags), ensure_ascii=False),
+        "due_date": task.due_date,
+        "remind_at": task.remind_at,
+        "recurrence_frequency": None if recurrence is None else recurrence.frequency.value,
+        "recurrence_interval": None if recurrence is None else recurrence.interval,
+        "completed_at": task.completed_at,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "deleted_at": task.deleted_at,
+        "version": task.version,
+    }
+
+
+def task_from_row(row: Mapping[Any, Any]) -> Task:
+    """Rebuilds the entity from trusted stored values (they were validated on the way in)."""
+    frequency = row["recurrence_frequency"]
+    return Task(
+        id=row["id"],
+        owner=Owner(row["user_id"]),
+        title=Title(row["title"]),
+        created_at=_aware(row["created_at"]),
+        updated_at=_aware(row["updated_at"]),
+        description=None if row["description"] is None else Description(row["description"]),
+        status=Status(row["status"]),
+        priority=Priority.from_rank(row["priority"]),
+        tags=Tags(json.loads(row["tags"])),
+        due_date=_aware(row["due_date"]),
+        remind_at=_aware(row["remind_at"]),
+        recurrence=None if frequency is None else Recurrence(frequency, row["recurrence_interval"]),
+        completed_at=_aware(row["completed_at"]),
+        version=row["version"],
+        deleted_at=_aware(row["deleted_at"]),
+    )
+
+
+def _aware(value: Any) -> Any:
+    """asyncpg stores datetime.max/min as timestamptz ±infinity and reads them back naive."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+_DATETIMES = ("due_date", "remind_at", "completed_at", "created_at", "updated_at", "deleted_at")
+
+
+def snapshot(task: Task) -> str:
+    """The task as JSON text, for the idempotency record (replayed byte for byte later)."""
+    row = task_to_row(task)
+    row["id"] = str(task.id)
+    for name in _DATETIMES:
+        row[name] = None if row[name] is None else row[name].isoformat()
+    return json.dumps(row, ensure_ascii=False)
+
+
+def from_snapshot(text: str) -> Task:
+    row = json.loads(text)
+    row["id"] = UUID(row["id"])
+    for name in _DATETIMES:
+        row[name] = None if row[name] is None else datetime.fromisoformat(row[name])
+    return task_from_row(row)
+
+
+STATUS_COUNT = {
+    Status.PENDING: "pending_count",
+    Status.IN_PROGRESS: "in_progress_count",
+    Status.COMPLETED: "completed_count",
+}
+
+
+def counted(task: Task) -> Status | None:
+    """Which per-status count a task belongs to (tombstones belong to none)."""
+    return None if task.deleted else task.status
+
+
+def counted_statuses(query: TaskQuery) -> frozenset[Status] | None:
+    """The statuses whose counters add up to this query's total, when it filters on nothing
+    else; None when the total needs a count(*)."""
+    if query.tags or query.text or query.priorities or query.due_before or query.due_after:
+        return None
+    if query.overdue is not None:
+        return None
+    statuses = query.statuses or frozenset(Status)
+    if query.completed is not None:
+        statuses = frozenset(s for s in statuses if (s is Status.COMPLETED) == query.completed)
+    return statuses
