@@ -33,7 +33,7 @@ from todo_domain.errors import IdempotencyKeyInFlight, VersionConflict
 from todo_domain.model import Task
 from todo_domain.query import Page, SortField, TagCount, TaskQuery
 from todo_domain.sync import FeedPage, Purged, StoredKey
-from todo_domain.values import Status, Tags
+from todo_domain.values import Owner, Status, Tags
 
 __all__ = ["PgTaskRepository"]
 
@@ -187,7 +187,8 @@ class PgTaskRepository:
         if query.offset:
             sql += f" OFFSET {where.param(query.offset)}"
         rows = await self._conn.fetch(sql, *where.params)
-        return Page.build([task_from_row(r) for r in rows], query, total=total or 0)
+        the_owner = Owner(owner)
+        return Page.build([task_from_row(r, the_owner) for r in rows], query, total=total or 0)
 
     async def changes_since(
         self, owner: str, revision: int, limit: int, *, include_deleted: bool

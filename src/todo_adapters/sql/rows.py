@@ -51,19 +51,21 @@ def task_to_row(task: Task) -> dict[str, Any]:
     }
 
 
-def task_from_row(row: Mapping[Any, Any]) -> Task:
-    """Rebuilds the entity from trusted stored values (they were validated on the way in)."""
+def task_from_row(row: Mapping[Any, Any], owner: Owner | None = None) -> Task:
+    """Rebuilds the entity from stored values, through the value objects (a row edited by hand
+    still cannot produce an invalid task). Lists pass the owner they asked for, built once."""
     frequency = row["recurrence_frequency"]
+    tags = row["tags"]
     return Task(
         id=row["id"],
-        owner=Owner(row["user_id"]),
+        owner=owner if owner is not None else Owner(row["user_id"]),
         title=Title(row["title"]),
         created_at=_aware(row["created_at"]),
         updated_at=_aware(row["updated_at"]),
         description=None if row["description"] is None else Description(row["description"]),
-        status=Status(row["status"]),
+        status=_STATUSES[row["status"]],
         priority=Priority.from_rank(row["priority"]),
-        tags=Tags(json.loads(row["tags"])),
+        tags=_NO_TAGS if tags == "[]" else Tags(json.loads(tags)),
         due_date=_aware(row["due_date"]),
         remind_at=_aware(row["remind_at"]),
         recurrence=None if frequency is None else Recurrence(frequency, row["recurrence_interval"]),
@@ -71,6 +73,10 @@ def task_from_row(row: Mapping[Any, Any]) -> Task:
         version=row["version"],
         deleted_at=_aware(row["deleted_at"]),
     )
+
+
+_STATUSES = {s.value: s for s in Status}
+_NO_TAGS = Tags()
 
 
 def _aware(value: Any) -> Any:
