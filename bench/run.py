@@ -263,7 +263,9 @@ def auth(owner: str) -> dict[str, str]:
     }
 
 
-async def scenarios(port: int, made: dict[str, list[str]], seconds: float, growth: bool) -> list[Result]:
+async def scenarios(
+    port: int, made: dict[str, list[str]], seconds: float, growth: bool, only: list[str]
+) -> list[Result]:
     results: list[Result] = []
     reader = auth("bench")
     writers = [auth(f"writer-{w}") for w in range(32)]  # concurrent writers are different users
@@ -271,6 +273,8 @@ async def scenarios(port: int, made: dict[str, list[str]], seconds: float, growt
     bench_ids = made["bench"]
 
     async def run(name: str, make: Any, levels: tuple[int, ...] = (1, 32)) -> None:
+        if only and not any(word in name for word in only):
+            return
         for concurrency in levels:
             results.append(await drive(port, name, concurrency, seconds, make))
             print(format_row(results[-1]), flush=True)
@@ -331,6 +335,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=4.0, help="per scenario and concurrency")
     parser.add_argument("--quick", action="store_true", help="skip the 100,000-task owner")
+    parser.add_argument("--only", nargs="*", default=[], help="scenarios whose name contains a word")
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="server processes")
     args = parser.parse_args()
     name = f"todo_bench_{uuid.uuid4().hex[:8]}"
     await admin(f'CREATE DATABASE "{name}"')
@@ -348,12 +354,14 @@ async def main() -> None:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "runs": {},
         }
-        for workers in (1, 2):
+        for workers in args.workers:
             port = 18000 + workers
             process = start_server(url, port, workers)
             try:
                 print(f"\n== {workers} worker(s) ==", flush=True)
-                results = await scenarios(port, made, args.seconds, growth=workers == 1 and not args.quick)
+                results = await scenarios(
+                    port, made, args.seconds, workers == 1 and not args.quick, args.only
+                )
                 rss = peak_rss_mb(process)
                 print(f"peak RSS per process: {rss:.0f} MB", flush=True)
             finally:

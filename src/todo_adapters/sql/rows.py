@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -55,7 +56,6 @@ def task_from_row(row: Mapping[Any, Any], owner: Owner | None = None) -> Task:
     """Rebuilds the entity from stored values, through the value objects (a row edited by hand
     still cannot produce an invalid task). Lists pass the owner they asked for, built once."""
     frequency = row["recurrence_frequency"]
-    tags = row["tags"]
     return Task(
         id=row["id"],
         owner=owner if owner is not None else Owner(row["user_id"]),
@@ -65,7 +65,7 @@ def task_from_row(row: Mapping[Any, Any], owner: Owner | None = None) -> Task:
         description=None if row["description"] is None else Description(row["description"]),
         status=_STATUSES[row["status"]],
         priority=Priority.from_rank(row["priority"]),
-        tags=_NO_TAGS if tags == "[]" else Tags(json.loads(tags)),
+        tags=_tags(row["tags"]),
         due_date=_aware(row["due_date"]),
         remind_at=_aware(row["remind_at"]),
         recurrence=None if frequency is None else Recurrence(frequency, row["recurrence_interval"]),
@@ -76,7 +76,12 @@ def task_from_row(row: Mapping[Any, Any], owner: Owner | None = None) -> Task:
 
 
 _STATUSES = {s.value: s for s in Status}
-_NO_TAGS = Tags()
+
+
+@lru_cache(maxsize=4096)
+def _tags(stored: str) -> Tags:
+    """Tag lists repeat across an owner's tasks: each stored form is parsed and checked once."""
+    return Tags(json.loads(stored))
 
 
 def _aware(value: Any) -> Any:

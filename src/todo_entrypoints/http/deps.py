@@ -21,7 +21,7 @@ from todo_domain import TaskService
 from todo_entrypoints.container import Container, HealthCheck
 from todo_entrypoints.http.problems import HttpProblem
 
-__all__ = ["HealthChecksDep", "OwnerDep", "ServiceDep", "rate_limit", "require_path_owner"]
+__all__ = ["HealthChecksDep", "OwnerDep", "ServiceDep", "require_path_owner"]
 
 _bearer = HTTPBearer(
     auto_error=False, description="A JWT (Better Auth JWKS or shared secret) or a Better Auth session token"
@@ -43,10 +43,26 @@ async def _health_checks(request: Request) -> list[HealthCheck]:
     return checks
 
 
-async def _authenticate(
+async def _owner(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> str:
+    """The token's subject: every task this request touches belongs to it.
+
+    Rate limits come first, counted per subject (per client IP without a valid token, so a
+    flood of bad tokens is limited too). One dependency on purpose: FastAPI's dependency
+    resolution costs tens of microseconds per node on every request.
+    """
+    caller = await _authenticate(request, credentials)
+    await _rate_limit(request, caller)
+    if isinstance(caller, InvalidToken):
+        raise caller
+    return caller.subject
+
+
+async def _authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal | InvalidToken:
-    """The caller, or why not; checked once per request (rate limits and owner both use it)."""
+    """The caller, or why not."""
     if credentials is None:
         header = request.headers.get("authorization")
         return InvalidToken(
@@ -63,20 +79,11 @@ async def _authenticate(
     return principal
 
 
-async def _owner(caller: Annotated[Principal | InvalidToken, Depends(_authenticate)]) -> str:
-    """The token's subject: every task this request touches belongs to it."""
-    if isinstance(caller, InvalidToken):
-        raise caller
-    return caller.subject
-
-
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def rate_limit(
-    request: Request, caller: Annotated[Principal | InvalidToken, Depends(_authenticate)]
-) -> None:
-    """Per token subject (per client IP without one), reads and writes counted separately."""
+async def _rate_limit(request: Request, caller: Principal | InvalidToken) -> None:
+    """Reads and writes are counted separately."""
     container = _container(request)
     limiter: RateLimiter | None = container.rate_limiter()
     if limiter is None:
