@@ -2,9 +2,10 @@
 
 Creates a throwaway database, seeds it with the service's own mapping code (owners with 100,
 10,000 and 100,000 tasks, plus a working set), starts `todo-api serve` (1 worker, then 2), and
-drives it from this process with a minimal keep-alive HTTP/1.1 client written on raw asyncio
-sockets (so the load generator costs far less than the server: it drives the bare endpoint
-well past the server's ceiling). Prints a table and writes bench/results/latest.json.
+drives it with wrk (`apt-get install wrk`; bench/wrk.lua describes each scenario to it). Without
+wrk it falls back to a minimal keep-alive HTTP/1.1 client on raw asyncio sockets, which shares
+the 2 cores with the server and so reports lower figures. Prints a table and writes
+bench/results/latest.json.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -90,24 +93,77 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[index] * 1000
 
 
-Request = tuple[str, str, dict[str, str], bytes]
+@dataclass
+class Scenario:
+    """Requests of one kind. Each connection takes one (token, ids) line of `plan` (round
+    robin): "{id}" in the path becomes one of the line's ids, "{n}" in the body a counter."""
+
+    name: str
+    method: str
+    path: str
+    plan: list[tuple[str, list[str]]]
+    body: str = ""
 
 
-async def drive(port: int, name: str, concurrency: int, seconds: float, make: Any) -> Result:
-    """`concurrency` connections, each sending make(worker, i) requests back to back."""
+WRK = shutil.which("wrk")
+
+
+async def drive(port: int, scenario: Scenario, concurrency: int, seconds: float) -> Result:
+    if WRK is not None:
+        return await drive_wrk(port, scenario, concurrency, seconds)
+    return await drive_python(port, scenario, concurrency, seconds)
+
+
+async def drive_wrk(port: int, scenario: Scenario, concurrency: int, seconds: float) -> Result:
+    """wrk (C, its own process): one thread per connection, so each connection keeps its user."""
+    with tempfile.TemporaryDirectory() as folder:
+        plan, out = Path(folder) / "plan.tsv", Path(folder) / "out.json"
+        plan.write_text("".join(f"{token}\t{','.join(ids)}\n" for token, ids in scenario.plan))
+        env = {
+            **os.environ,
+            "BENCH_PLAN": str(plan),
+            "BENCH_OUT": str(out),
+            "BENCH_METHOD": scenario.method,
+            "BENCH_PATH": scenario.path,
+            "BENCH_BODY": scenario.body,
+        }
+        duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds
+        process = await asyncio.create_subprocess_exec(
+            str(WRK), f"-t{concurrency}", f"-c{concurrency}", duration, "--timeout", "10s",
+            "-s", str(ROOT / "wrk.lua"), f"http://127.0.0.1:{port}", env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        if await process.wait() != 0:
+            raise RuntimeError(f"wrk failed for {scenario.name}")
+        data = json.loads(out.read_text())
+    return Result(
+        scenario.name, concurrency, data["requests"], data["http_errors"] + data["socket_errors"],
+        data["requests"] / data["seconds"],
+        data["p50_us"] / 1000, data["p95_us"] / 1000, data["p99_us"] / 1000,
+    )  # fmt: skip
+
+
+async def drive_python(port: int, scenario: Scenario, concurrency: int, seconds: float) -> Result:
+    """The fallback without wrk: `concurrency` asyncio connections, requests back to back.
+    It shares the CPU with the server, so its figures are lower than wrk's."""
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
 
     async def worker(w: int) -> None:
         nonlocal errors
+        token, ids = scenario.plan[w % len(scenario.plan)]
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         connection = await Connection.open(port)
         i = 0
         try:
             while time.perf_counter() < deadline:
-                method, path, headers, body = make(w, i)
+                path = scenario.path.replace("{id}", random.choice(ids) if ids else "")
+                body = scenario.body.replace("{n}", str(i)).encode()
                 started = time.perf_counter()
-                status, _ = await connection.request(method, path, headers, body)
+                status, _ = await connection.request(scenario.method, path, headers, body)
                 latencies.append(time.perf_counter() - started)
                 errors += status >= 400
                 i += 1
@@ -119,7 +175,7 @@ async def drive(port: int, name: str, concurrency: int, seconds: float, make: An
     elapsed = time.perf_counter() - started
     latencies.sort()
     return Result(
-        name, concurrency, len(latencies), errors, len(latencies) / elapsed,
+        scenario.name, concurrency, len(latencies), errors, len(latencies) / elapsed,
         percentile(latencies, 50), percentile(latencies, 95), percentile(latencies, 99),
     )  # fmt: skip
 
@@ -240,88 +296,65 @@ class socket_to:  # noqa: N801  (a tiny context manager)
         self.sock.close()
 
 
-def peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
+def rss_mb(process: subprocess.Popen[bytes], field: str = "VmHWM") -> float:
+    """The largest VmHWM (peak) or VmRSS (now) among the server's processes, in MB."""
     pids = [process.pid]
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
     if children.exists():
         pids += [int(p) for p in children.read_text().split()]
-    peak = 0
+    largest = 0
     for pid in pids:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peak = max(peak, int(line.split()[1]))
-    return peak / 1024
+            if line.startswith(f"{field}:"):
+                largest = max(largest, int(line.split()[1]))
+    return largest / 1024
 
 
 # -- scenarios ------------------------------------------------------------------------------------------
 
 
-def auth(owner: str) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {mint_token(SECRET, owner, ttl_seconds=7200)}",
-        "Content-Type": "application/json",
-    }
+def token(owner: str) -> str:
+    return mint_token(SECRET, owner, ttl_seconds=7200)
 
 
 async def scenarios(
     port: int, made: dict[str, list[str]], seconds: float, growth: bool, only: list[str]
 ) -> list[Result]:
     results: list[Result] = []
-    reader = auth("bench")
-    writers = [auth(f"writer-{w}") for w in range(32)]  # concurrent writers are different users
-    writer_tasks: dict[int, list[str]] = {}
-    bench_ids = made["bench"]
+    reader = [(token("bench"), made["bench"])]
+    writers = [(token(f"writer-{w}"), made[f"writer-{w}"]) for w in range(32)]  # one user each
 
-    async def run(name: str, make: Any, levels: tuple[int, ...] = (1, 32)) -> None:
-        if only and not any(word in name for word in only):
+    async def run(scenario: Scenario) -> None:
+        if only and not any(word in scenario.name for word in only):
             return
-        for concurrency in levels:
-            results.append(await drive(port, name, concurrency, seconds, make))
+        for concurrency in (1, 32):
+            results.append(await drive(port, scenario, concurrency, seconds))
             print(format_row(results[-1]), flush=True)
 
-    await run("bare endpoint", lambda w, i: ("GET", "/_bench/hello", {}, b""))
-    await run("get one", lambda w, i: ("GET", f"/api/tasks/{random.choice(bench_ids)}", reader, b""))
-    await run(
-        "list first 100 (filtered)", lambda w, i: ("GET", "/api/tasks?status=active&limit=100", reader, b"")
-    )
-    await run("list 1,000", lambda w, i: ("GET", "/api/tasks?limit=1000", reader, b""))
-
-    def create(w: int, i: int) -> Request:
-        return (
-            "POST",
-            "/api/tasks",
-            writers[w],
-            json.dumps({"title": f"new {i}", "tags": ["bench"]}).encode(),
-        )
-
-    await run("create", create)
-    connection = await Connection.open(port)
-    for w in range(32):
-        _, body = await connection.request("GET", "/api/tasks?limit=50", writers[w])
-        writer_tasks[w] = [t["id"] for t in json.loads(body)]
-    connection.close()
-
-    def patch(w: int, i: int) -> Request:
-        task_id = writer_tasks[w][i % len(writer_tasks[w])]
-        return ("PATCH", f"/api/tasks/{task_id}", writers[w], json.dumps({"title": f"edit {i}"}).encode())
-
-    def complete(w: int, i: int) -> Request:
-        return ("PATCH", f"/api/tasks/{writer_tasks[w][i % len(writer_tasks[w])]}/complete", writers[w], b"")
-
-    await run("patch", patch)
-    await run("complete", complete)
+    await run(Scenario("bare endpoint", "GET", "/_bench/hello", [("", [])]))
+    await run(Scenario("get one", "GET", "/api/tasks/{id}", reader))
+    await run(Scenario("list first 100 (filtered)", "GET", "/api/tasks?status=active&limit=100", reader))
+    await run(Scenario("list 1,000", "GET", "/api/tasks?limit=1000", reader))
+    await run(Scenario("create", "POST", "/api/tasks", writers, '{"title": "new {n}", "tags": ["bench"]}'))
+    await run(Scenario("patch", "PATCH", "/api/tasks/{id}", writers, '{"title": "edit {n}"}'))
+    # No body toggles: every request is a write (completing a completed task would be a no-op).
+    await run(Scenario("complete", "PATCH", "/api/tasks/{id}/complete", writers))
     if growth:
         for owner in ("owner-100", "owner-10000", "owner-100000"):
-            ids, headers = made[owner], auth(owner)
+            plan = [(token(owner), made[owner])]
+            size = owner.removeprefix("owner-")
+            await run(Scenario(f"get one @ {size} tasks", "GET", "/api/tasks/{id}", plan))
             await run(
-                f"get one @ {owner[6:]} tasks",
-                lambda w, i, ids=ids, h=headers: ("GET", f"/api/tasks/{random.choice(ids)}", h, b""),
-            )
-            await run(
-                f"first page @ {owner[6:]} tasks",
-                lambda w, i, h=headers: ("GET", "/api/tasks?status=active&limit=100", h, b""),
+                Scenario(f"first page @ {size} tasks", "GET", "/api/tasks?status=active&limit=100", plan)
             )
     return results
+
+
+async def warm_up(port: int, made: dict[str, list[str]]) -> None:
+    """Not reported: fills the pools and caches so the first scenario is not penalised."""
+    plan = [(token("bench"), made["bench"])]
+    await drive(port, Scenario("warm-up", "GET", "/api/tasks/{id}", plan), 32, 2.0)
+    await drive(port, Scenario("warm-up", "GET", "/api/tasks?limit=100", plan), 32, 1.0)
 
 
 def format_row(r: Result) -> str:
@@ -352,6 +385,7 @@ async def main() -> None:
         report: dict[str, Any] = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "load_generator": "wrk" if WRK else "python asyncio client",
             "runs": {},
         }
         for workers in args.workers:
@@ -359,17 +393,27 @@ async def main() -> None:
             process = start_server(url, port, workers)
             try:
                 print(f"\n== {workers} worker(s) ==", flush=True)
+                await warm_up(port, made)
+                warm_rss = rss_mb(process, "VmRSS")
                 results = await scenarios(
                     port, made, args.seconds, workers == 1 and not args.quick, args.only
                 )
-                rss = peak_rss_mb(process)
-                print(f"peak RSS per process: {rss:.0f} MB", flush=True)
+                rss, end_rss = rss_mb(process), rss_mb(process, "VmRSS")
+                served = sum(r.requests for r in results)
+                print(
+                    f"peak RSS per process: {rss:.0f} MB; RSS after warm-up {warm_rss:.0f} MB, "
+                    f"after {served:,} more requests {end_rss:.0f} MB",
+                    flush=True,
+                )
             finally:
                 process.terminate()
                 process.wait(30)
             report["runs"][f"{workers}_worker"] = {
                 "results": [asdict(r) for r in results],
                 "peak_rss_mb": rss,
+                "rss_after_warm_up_mb": warm_rss,
+                "rss_at_end_mb": end_rss,
+                "requests_after_warm_up": served,
             }
         out = ROOT / "results"
         out.mkdir(exist_ok=True)

@@ -1,0 +1,60 @@
+-- One benchmark scenario for wrk, driven by bench/run.py (one connection per wrk thread).
+--
+-- BENCH_PLAN names a file with one line per thread: "<bearer token>\t<id>,<id>,…" (ids may be
+-- empty). BENCH_METHOD, BENCH_PATH and BENCH_BODY describe the request; "{id}" becomes a
+-- random id of the thread's line and "{n}" a per-thread counter. BENCH_OUT receives the
+-- results as JSON.
+
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("index", #threads)
+  table.insert(threads, thread)
+end
+
+local function split(text, separator)
+  local parts = {}
+  for part in string.gmatch(text, "([^" .. separator .. "]+)") do
+    table.insert(parts, part)
+  end
+  return parts
+end
+
+function init(args)
+  local lines = {}
+  for line in io.lines(os.getenv("BENCH_PLAN")) do
+    table.insert(lines, line)
+  end
+  local line = lines[(index % #lines) + 1]
+  local token, ids = line:match("^([^\t]*)\t?(.*)$")
+  ids_list = split(ids, ",")
+  method = os.getenv("BENCH_METHOD")
+  path = os.getenv("BENCH_PATH")
+  body = os.getenv("BENCH_BODY") or ""
+  headers = { ["Content-Type"] = "application/json" }
+  if token ~= "" then
+    headers["Authorization"] = "Bearer " .. token
+  end
+  math.randomseed(index + 1)
+end
+
+function request()
+  counter = counter + 1
+  local id = #ids_list > 0 and ids_list[math.random(#ids_list)] or ""
+  local target = path:gsub("{id}", id)
+  local payload = body ~= "" and body:gsub("{n}", tostring(counter)) or nil
+  return wrk.format(method, target, headers, payload)
+end
+
+function done(summary, latency, requests)
+  local errors = summary.errors
+  local out = io.open(os.getenv("BENCH_OUT"), "w")
+  out:write(string.format(
+    '{"requests": %d, "seconds": %f, "http_errors": %d, "socket_errors": %d, ' ..
+    '"p50_us": %f, "p95_us": %f, "p99_us": %f}',
+    summary.requests, summary.duration / 1e6, errors.status,
+    errors.connect + errors.read + errors.write + errors.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+  out:close()
+end

@@ -1,0 +1,104 @@
+"""The asyncpg unit of work keeps SqlUnitOfWork's promises about a database in trouble:
+StorageUnavailable (never a driver error), PgBouncer mode, idle connections checked, rollback."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from todo_adapters.sql import DatabaseConfig, PgUnitOfWork
+from todo_adapters.sql import engine as engine_module
+from todo_domain import NewTask, StorageUnavailable, TaskPatch, TaskService
+
+
+async def test_an_unreachable_database_is_storage_unavailable() -> None:
+    uow = PgUnitOfWork(DatabaseConfig("postgresql://postgres:s3cret@127.0.0.1:1/nowhere?connect_timeout=2"))
+    with pytest.raises(StorageUnavailable) as exc:
+        await TaskService(uow).create("alice", NewTask(title="lost"))
+    assert "s3cret" not in str(exc.value)
+    await uow.dispose()
+
+
+async def test_a_statement_timeout_is_storage_unavailable(postgres_url: str) -> None:
+    uow = PgUnitOfWork(DatabaseConfig(postgres_url, statement_timeout_ms=50))
+    with pytest.raises(StorageUnavailable):
+        async with uow.begin() as tx:
+            await tx._connection.execute("SELECT pg_sleep(1)")  # type: ignore[attr-defined]
+    await uow.dispose()
+
+
+async def test_an_exhausted_pool_is_storage_unavailable(postgres_url: str) -> None:
+    uow = PgUnitOfWork(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0, pool_timeout=0.2))
+    async with uow.begin():
+        with pytest.raises(StorageUnavailable, match="exhausted"):
+            async with uow.begin(read_only=True):
+                pass
+    await uow.dispose()
+
+
+async def test_pgbouncer_mode_prepares_no_lasting_statements(postgres_url: str) -> None:
+    uow = PgUnitOfWork(DatabaseConfig(postgres_url, pgbouncer=True))
+    service = TaskService(uow)
+    try:
+        for _ in range(3):
+            task = await service.create("pgbouncer", NewTask(title="pooled", tags=["a"]))
+            assert (await service.get("pgbouncer", task.id)).title == "pooled"
+        async with uow.begin(read_only=True) as tx:
+            connection = tx._connection  # type: ignore[attr-defined]
+            assert connection._stmt_cache.get_max_size() == 0
+            assert await connection.fetchval("SELECT count(*) FROM pg_prepared_statements") == 0
+    finally:
+        await uow.dispose()
+
+
+async def test_a_connection_dropped_while_idle_never_reaches_the_caller(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)
+    uow = PgUnitOfWork(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
+    service = TaskService(uow)
+    try:
+        task = await service.create("idle", NewTask(title="still here"))
+        async with uow.begin(read_only=True) as tx:
+            pid = await tx._connection.fetchval("SELECT pg_backend_pid()")  # type: ignore[attr-defined]
+        admin = await asyncpg.connect(postgres_url)
+        try:  # what Neon does to a suspended compute
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid) is True
+        finally:
+            await admin.close()
+        assert (await service.get("idle", task.id)).title == "still here"
+    finally:
+        await uow.dispose()
+
+
+async def test_leaving_without_commit_rolls_back_and_the_connection_is_reusable(postgres_url: str) -> None:
+    uow = PgUnitOfWork(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
+    service = TaskService(uow)
+    try:
+        task = await service.create("rollback", NewTask(title="before"))
+        with pytest.raises(RuntimeError):
+            async with uow.begin() as tx:
+                loaded = await tx.tasks.get("rollback", task.id, for_update=True)
+                assert loaded is not None
+                loaded.update(TaskPatch(title="after"), loaded.updated_at)
+                await tx.tasks.save(loaded, expected_version=task.version)
+                raise RuntimeError("the use case failed half-way")
+        assert (await service.get("rollback", task.id)).title == "before"
+    finally:
+        await uow.dispose()
+
+
+async def test_pool_usage_counts_connections_in_use(postgres_url: str) -> None:
+    uow = PgUnitOfWork(DatabaseConfig(postgres_url))
+    try:
+        assert uow.pool_usage() == (0, 0)
+        async with uow.begin(read_only=True):
+            assert uow.pool_usage() == (1, 1)
+        assert uow.pool_usage() == (0, 1)
+    finally:
+        await uow.dispose()
+
+
+def test_a_sqlite_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="SqlUnitOfWork"):
+        PgUnitOfWork(DatabaseConfig("sqlite:///todo.db"))
