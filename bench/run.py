@@ -214,6 +214,11 @@ async def seed(url: str, plan: dict[str, int]) -> dict[str, list[str]]:
     async with engine.begin() as connection:
         for owner, count in plan.items():
             made[owner] = []
+            # The growth owners' tasks are all active, so that the filtered first page holds
+            # 100 tasks at every size (the 100-task owner would otherwise show a shorter page).
+            statuses = [Status.PENDING, Status.PENDING, Status.IN_PROGRESS]
+            if not owner.startswith("owner-"):
+                statuses.append(Status.COMPLETED)
             by_status = dict.fromkeys(Status, 0)
             for start in range(0, count, 1000):
                 rows, tag_rows = [], []
@@ -221,9 +226,7 @@ async def seed(url: str, plan: dict[str, int]) -> dict[str, list[str]]:
                     draft = NewTask(
                         title=f"Task {n} {rng.choice(['milk', 'report', 'call', 'gym'])}",
                         priority=rng.choice(list(Priority)),
-                        status=rng.choice(
-                            [Status.PENDING, Status.PENDING, Status.IN_PROGRESS, Status.COMPLETED]
-                        ),
+                        status=rng.choice(statuses),
                         tags=rng.sample(["home", "work", "errands", "later"], rng.randint(0, 2)),
                         due_date=None if n % 3 == 0 else now + timedelta(days=rng.randint(-30, 60)),
                     )
@@ -357,6 +360,83 @@ async def warm_up(port: int, made: dict[str, list[str]]) -> None:
     await drive(port, Scenario("warm-up", "GET", "/api/tasks?limit=100", plan), 32, 1.0)
 
 
+async def soak(port: int, made: dict[str, list[str]]) -> int:
+    """At least 100,000 more reads and writes, so the RSS before and after shows any growth."""
+    reader = [(token("bench"), made["bench"])]
+    writers = [(token(f"writer-{w}"), made[f"writer-{w}"]) for w in range(32)]
+    mix = [
+        Scenario("soak get", "GET", "/api/tasks/{id}", reader),
+        Scenario("soak page", "GET", "/api/tasks?status=active&limit=100", reader),
+        Scenario("soak patch", "PATCH", "/api/tasks/{id}", writers, '{"title": "soak {n}"}'),
+    ]
+    served = 0
+    while served < 100_000:
+        for scenario in mix:
+            served += (await drive(port, scenario, 32, 5)).requests
+    return served
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The README's tables, from a report."""
+    runs = report["runs"]
+    one = {(r["name"], r["concurrency"]): r for r in runs.get("1_worker", {}).get("results", [])}
+    two = {(r["name"], r["concurrency"]): r for r in runs.get("2_worker", {}).get("results", [])}
+    bare = one.get(("bare endpoint", 32), {}).get("throughput") or float("nan")
+    lines = [
+        f"Measured {report['date'][:10]} ({report['machine']}; load generator: {report['load_generator']}).",
+        "",
+        "| operation | c=1 req/s | c=1 p50 / p95 / p99 ms | c=32 req/s | c=32 p50 / p95 / p99 ms "
+        "| % of bare (c=32) | 2 workers c=32 req/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    names = [name for (name, c) in one if c == 1 and "@" not in name]
+    for name in names:
+        low, high = one[(name, 1)], one.get((name, 32))
+        if high is None:
+            continue
+        pair = two.get((name, 32))
+        paired = f"{pair['throughput']:.0f}" if pair else "–"
+        lines.append(
+            f"| {name} | {low['throughput']:.0f} | {_ms(low)} | {high['throughput']:.0f} | {_ms(high)} "
+            f"| {100 * high['throughput'] / bare:.0f} % | {paired} |"
+        )
+    lines += [
+        "",
+        "| tasks of the owner | get one c=1 p50 ms | get one c=32 req/s | first page c=1 p50 ms "
+        "| first page c=32 req/s |",
+        "|---|---|---|---|---|",
+    ]
+    for size in ("100", "10000", "100000"):
+        get1, get32 = one.get((f"get one @ {size} tasks", 1)), one.get((f"get one @ {size} tasks", 32))
+        page1, page32 = (
+            one.get((f"first page @ {size} tasks", 1)),
+            one.get((f"first page @ {size} tasks", 32)),
+        )
+        if get1 and get32 and page1 and page32:
+            lines.append(
+                f"| {int(size):,} | {get1['p50_ms']:.2f} | {get32['throughput']:.0f} "
+                f"| {page1['p50_ms']:.2f} | {page32['throughput']:.0f} |"
+            )
+    for key, run in runs.items():
+        lines.append(
+            f"\n{key.replace('_', ' ')}: peak RSS {run['peak_rss_mb']:.0f} MB per process; RSS "
+            f"{run['rss_after_warm_up_mb']:.0f} MB after warm-up, {run['rss_at_end_mb']:.0f} MB after "
+            f"{run['requests_after_warm_up']:,} requests"
+            + (
+                f", {run['rss_after_soak_mb']:.0f} MB after {run['soak_requests']:,} more."
+                if run.get("soak_requests")
+                else "."
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _ms(result: dict[str, Any]) -> str:
+    return " / ".join(
+        f"{result[k]:.1f}" if result[k] >= 10 else f"{result[k]:.2f}" for k in ("p50_ms", "p95_ms", "p99_ms")
+    )
+
+
 def format_row(r: Result) -> str:
     return (
         f"{r.name:34} c={r.concurrency:<3} {r.throughput:9.0f}/s  p50 {r.p50_ms:7.2f} ms  "
@@ -398,11 +478,14 @@ async def main() -> None:
                 results = await scenarios(
                     port, made, args.seconds, workers == 1 and not args.quick, args.only
                 )
-                rss, end_rss = rss_mb(process), rss_mb(process, "VmRSS")
+                end_rss = rss_mb(process, "VmRSS")
                 served = sum(r.requests for r in results)
+                soaked = await soak(port, made) if workers == 1 and not args.quick else 0
+                rss, soak_rss = rss_mb(process), rss_mb(process, "VmRSS")
                 print(
                     f"peak RSS per process: {rss:.0f} MB; RSS after warm-up {warm_rss:.0f} MB, "
-                    f"after {served:,} more requests {end_rss:.0f} MB",
+                    f"after {served:,} more requests {end_rss:.0f} MB, "
+                    f"after {soaked:,} more {soak_rss:.0f} MB",
                     flush=True,
                 )
             finally:
@@ -414,11 +497,14 @@ async def main() -> None:
                 "rss_after_warm_up_mb": warm_rss,
                 "rss_at_end_mb": end_rss,
                 "requests_after_warm_up": served,
+                "soak_requests": soaked,
+                "rss_after_soak_mb": soak_rss,
             }
         out = ROOT / "results"
         out.mkdir(exist_ok=True)
         (out / "latest.json").write_text(json.dumps(report, indent=2))
-        print(f"\nwrote {out / 'latest.json'}")
+        (out / "latest.md").write_text(markdown(report))
+        print(f"\nwrote {out / 'latest.json'} and {out / 'latest.md'}")
     finally:
         await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
