@@ -462,6 +462,7 @@ async def main() -> None:
         started = time.perf_counter()
         made = await seed(url, plan)
         await admin("VACUUM ANALYZE", url)  # or autovacuum would wake up during the runs
+        await admin("CHECKPOINT", url)  # and the seeding's dirty pages would be flushed mid-run
         print(f"seeded {sum(plan.values()):,} tasks in {time.perf_counter() - started:.1f} s", flush=True)
         report: dict[str, Any] = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
