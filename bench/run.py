@@ -17,6 +17,7 @@ import os
 import platform
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -321,7 +322,7 @@ def token(owner: str) -> str:
 
 
 async def scenarios(
-    port: int, made: dict[str, list[str]], seconds: float, growth: bool, only: list[str]
+    port: int, made: dict[str, list[str]], seconds: float, rounds: int, growth: bool, only: list[str]
 ) -> list[Result]:
     results: list[Result] = []
     reader = [(token("bench"), made["bench"])]
@@ -331,7 +332,8 @@ async def scenarios(
         if only and not any(word in scenario.name for word in only):
             return
         for concurrency in (1, 32):
-            results.append(await drive(port, scenario, concurrency, seconds))
+            runs = [await drive(port, scenario, concurrency, seconds) for _ in range(rounds)]
+            results.append(median_of(runs))
             print(format_row(results[-1]), flush=True)
 
     await run(Scenario("bare endpoint", "GET", "/_bench/hello", [("", [])]))
@@ -351,6 +353,17 @@ async def scenarios(
                 Scenario(f"first page @ {size} tasks", "GET", "/api/tasks?status=active&limit=100", plan)
             )
     return results
+
+
+def median_of(runs: list[Result]) -> Result:
+    """Each figure's median over the rounds: one slow moment of the shared machine does not
+    decide a row (requests and errors are summed)."""
+    first = runs[0]
+    return Result(
+        first.name, first.concurrency, sum(r.requests for r in runs), sum(r.errors for r in runs),
+        statistics.median(r.throughput for r in runs), statistics.median(r.p50_ms for r in runs),
+        statistics.median(r.p95_ms for r in runs), statistics.median(r.p99_ms for r in runs),
+    )  # fmt: skip
 
 
 async def warm_up(port: int, made: dict[str, list[str]]) -> None:
@@ -446,7 +459,8 @@ def format_row(r: Result) -> str:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=4.0, help="per scenario and concurrency")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per round")
+    parser.add_argument("--rounds", type=int, default=3, help="per scenario and concurrency (median kept)")
     parser.add_argument("--quick", action="store_true", help="skip the 100,000-task owner")
     parser.add_argument("--only", nargs="*", default=[], help="scenarios whose name contains a word")
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="server processes")
@@ -478,7 +492,7 @@ async def main() -> None:
                 await warm_up(port, made)
                 warm_rss = rss_mb(process, "VmRSS")
                 results = await scenarios(
-                    port, made, args.seconds, workers == 1 and not args.quick, args.only
+                    port, made, args.seconds, args.rounds, workers == 1 and not args.quick, args.only
                 )
                 end_rss = rss_mb(process, "VmRSS")
                 served = sum(r.requests for r in results)
