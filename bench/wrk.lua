@@ -1,4 +1,5 @@
--- One benchmark scenario for wrk, driven by bench/run.py (one connection per wrk thread).
+-- One benchmark scenario for wrk, driven by bench/run.py. Scenarios with one user per
+-- connection run one wrk thread per connection; the others share two threads.
 --
 -- BENCH_PLAN names a file with one line per thread: "<bearer token>\t<id>,<id>,…" (ids may be
 -- empty). BENCH_METHOD, BENCH_PATH and BENCH_BODY describe the request; "{id}" becomes a

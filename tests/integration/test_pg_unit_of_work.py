@@ -102,3 +102,30 @@ async def test_pool_usage_counts_connections_in_use(postgres_url: str) -> None:
 def test_a_sqlite_url_is_refused() -> None:
     with pytest.raises(ValueError, match="SqlUnitOfWork"):
         PgUnitOfWork(DatabaseConfig("sqlite:///todo.db"))
+
+
+async def test_a_connection_dropped_while_in_use_fails_one_call_and_the_next_one_heals(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 3600.0)  # no ping: the query finds out
+    uow = PgUnitOfWork(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
+    service = TaskService(uow)
+    try:
+        task = await service.create("dropped", NewTask(title="survives"))
+        async with uow.begin(read_only=True) as tx:
+            pid = await tx._connection.fetchval("SELECT pg_backend_pid()")  # type: ignore[attr-defined]
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid) is True
+        finally:
+            await admin.close()
+        outcomes = []
+        for _ in range(2):
+            try:
+                outcomes.append((await service.get("dropped", task.id)).title)
+            except StorageUnavailable:
+                outcomes.append("unavailable")
+        assert outcomes[-1] == "survives"
+        assert set(outcomes) <= {"unavailable", "survives"}
+    finally:
+        await uow.dispose()

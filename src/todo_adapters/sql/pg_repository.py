@@ -164,14 +164,17 @@ class PgTaskRepository:
         self._loaded_tags[task.id] = Tags(wanted)
 
     async def find(self, owner: str, query: TaskQuery, now: datetime) -> Page:
+        """One statement: the page, with the total as an uncorrelated subquery (evaluated once,
+        in the page's snapshot). Only an empty page needs a second statement for its total."""
         where = _Where(owner)
         where.filter(query, now)
         statuses = counted_statuses(query)
         if statuses is None:
-            total = await self._conn.fetchval(f"SELECT count(*) FROM tasks WHERE {where}", *where.params)
+            total_sql = f"SELECT count(*) FROM tasks WHERE {where}"
         else:  # the per-status counters on the owner's row: O(1) whatever the owner's size
             summed = " + ".join(STATUS_COUNT[s] for s in sorted(statuses)) or "0"
-            total = await self._conn.fetchval(f"SELECT {summed} FROM owners WHERE user_id = $1", owner)
+            total_sql = f"SELECT {summed} FROM owners WHERE user_id = $1"
+        total_params = len(where.params)
         column, sql_type = _SORT_COLUMNS[query.sort.field]
         descending = query.sort.descending
         if query.cursor is not None:
@@ -181,12 +184,16 @@ class PgTaskRepository:
         # PostgreSQL from reading its (user_id, column, id) index backwards.
         nulls = " NULLS LAST" if column == "due_date" else ""
         sql = (
-            f"SELECT {_COLUMNS} FROM tasks WHERE {where} "
+            f"SELECT {_COLUMNS}, ({total_sql}) AS total FROM tasks WHERE {where} "
             f"ORDER BY {column} {direction}{nulls}, id {direction} LIMIT {where.param(query.limit + 1)}"
         )
         if query.offset:
             sql += f" OFFSET {where.param(query.offset)}"
         rows = await self._conn.fetch(sql, *where.params)
+        if rows:
+            total = rows[0]["total"]
+        else:
+            total = await self._conn.fetchval(total_sql, *where.params[:total_params])
         the_owner = Owner(owner)
         return Page.build([task_from_row(r, the_owner) for r in rows], query, total=total or 0)
 

@@ -28,6 +28,15 @@ __all__ = ["PgTransaction", "PgUnitOfWork", "pg_storage_errors"]
 # 08 connection exception, 53 insufficient resources, 57 operator intervention (incl. 57014
 # statement timeout and 57P01 admin shutdown), 55P03 lock not available.
 _UNAVAILABLE_SQLSTATES = ("08", "53", "57", "55P03")
+# What a dead connection raises: a server that terminated it (Neon suspending a compute) can
+# leave asyncpg's protocol in a state it reports as InternalClientError.
+_CONNECTION_TROUBLE = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 # Connections idle longer than this are closed by the pool (on top of the idle ping).
 _MAX_IDLE_SECONDS = 300.0
 
@@ -41,7 +50,7 @@ async def pg_storage_errors() -> AsyncIterator[None]:
         if (exc.sqlstate or "").startswith(_UNAVAILABLE_SQLSTATES):
             raise StorageUnavailable("the database is unavailable") from exc
         raise
-    except asyncpg.InterfaceError as exc:  # "connection is closed" and the like
+    except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:  # "connection is closed"…
         raise StorageUnavailable("the database connection was lost") from exc
     except (OSError, TimeoutError) as exc:
         raise StorageUnavailable("the database is unreachable") from exc
@@ -84,11 +93,6 @@ class PgUnitOfWork:
     def from_url(cls, url: str, *, auto_migrate: bool = True) -> PgUnitOfWork:
         return cls(DatabaseConfig(url), auto_migrate=auto_migrate)
 
-    @property
-    def pool(self) -> asyncpg.Pool[Any] | None:
-        """The pool once opened (for metrics); None before the first transaction."""
-        return self._pool
-
     async def ensure_schema(self) -> None:
         async with self._opening:
             if not self._migrated:
@@ -120,13 +124,28 @@ class PgUnitOfWork:
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection[Any]]:
         pool = self._pool or await self._open()
-        connection = await self._alive(pool, await self._acquire(pool))
+        connection = await self._live_connection(pool)
         try:
             yield connection
         finally:
             if not connection.is_closed():
+                if len(self._idle_since) > 16 + 4 * (self.config.pool_size + self.config.max_overflow):
+                    self._idle_since.clear()  # pids of closed connections; costs one skipped ping
                 self._idle_since[connection.get_server_pid()] = time.monotonic()
             await pool.release(connection)
+
+    async def _live_connection(self, pool: asyncpg.Pool[Any]) -> Any:
+        connection = await self._acquire(pool)
+        try:
+            alive = await self._answers(connection)
+        except BaseException:  # cancelled mid-ping: the connection still goes back
+            await pool.release(connection)
+            raise
+        if alive:
+            return connection
+        connection.terminate()
+        await pool.release(connection)
+        return await self._acquire(pool)
 
     async def _acquire(self, pool: asyncpg.Pool[Any]) -> Any:
         try:
@@ -134,19 +153,17 @@ class PgUnitOfWork:
         except TimeoutError:
             raise StorageUnavailable("the database connection pool is exhausted") from None
 
-    async def _alive(self, pool: asyncpg.Pool[Any], connection: Any) -> Any:
+    async def _answers(self, connection: Any) -> bool:
         """Pings a connection that sat idle (Neon suspends idle computes, load balancers drop
-        idle TCP connections); a dead one is replaced. A busy pool never pays for the ping."""
+        idle TCP connections); False if it is dead. A busy pool never pays for the ping."""
         idle_since = self._idle_since.get(connection.get_server_pid())
         if idle_since is None or time.monotonic() - idle_since < engine_module.IDLE_PING_SECONDS:
-            return connection
+            return True
         try:
             await connection.fetchval("SELECT 1", timeout=self.config.pool_timeout)
-            return connection
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
-            connection.terminate()
-            await pool.release(connection)
-            return await self._acquire(pool)
+        except _CONNECTION_TROUBLE:
+            return False
+        return True
 
     @asynccontextmanager
     async def begin(self, *, read_only: bool = False) -> AsyncIterator[PgTransaction]:
