@@ -129,12 +129,11 @@ async def drive_wrk(port: int, scenario: Scenario, concurrency: int, seconds: fl
             "BENCH_BODY": scenario.body,
         }
         duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds
-        # A thread per connection only where each connection is a different user (writers):
-        # 32 client threads would fight the server for the 2 cores and their scheduling delays
-        # would show up as the server's tail latency.
-        threads = concurrency if len(scenario.plan) > 1 else min(concurrency, 2)
+        # One wrk thread per connection: each connection keeps its user, and no connection
+        # waits behind another's response inside the client (which fewer threads showed as
+        # longer tails, measured both ways).
         process = await asyncio.create_subprocess_exec(
-            str(WRK), f"-t{threads}", f"-c{concurrency}", duration, "--timeout", "10s",
+            str(WRK), f"-t{concurrency}", f"-c{concurrency}", duration, "--timeout", "10s",
             "-s", str(ROOT / "wrk.lua"), f"http://127.0.0.1:{port}", env=env,
             stdout=asyncio.subprocess.DEVNULL,
         )  # fmt: skip

@@ -1,5 +1,4 @@
--- One benchmark scenario for wrk, driven by bench/run.py. Scenarios with one user per
--- connection run one wrk thread per connection; the others share two threads.
+-- One benchmark scenario for wrk, driven by bench/run.py (one connection per wrk thread).
 --
 -- BENCH_PLAN names a file with one line per thread: "<bearer token>\t<id>,<id>,…" (ids may be
 -- empty). BENCH_METHOD, BENCH_PATH and BENCH_BODY describe the request; "{id}" becomes a
