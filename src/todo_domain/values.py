@@ -36,8 +36,8 @@ MAX_TAGS = 20
 MAX_OWNER = 255
 
 
-# Control characters (C0 and DEL) and lone surrogates; one regular-expression scan in C, then a
-# per-character look only to name the culprit.
+# Control characters (C0 and DEL) and lone surrogates, found by one regular-expression scan
+# (a per-character Python loop cost ~1 µs per title on every read).
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _FORBIDDEN_BUT_WHITESPACE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 

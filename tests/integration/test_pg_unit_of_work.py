@@ -11,6 +11,17 @@ from todo_adapters.sql import engine as engine_module
 from todo_domain import NewTask, StorageUnavailable, TaskPatch, TaskService
 
 
+async def _terminate_the_pooled_connection(uow: PgUnitOfWork, postgres_url: str) -> None:
+    """The server ends the (single) pooled connection, as Neon does when a compute suspends."""
+    async with uow.begin(read_only=True) as tx:
+        pid = await tx._connection.fetchval("SELECT pg_backend_pid()")  # type: ignore[attr-defined]
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid) is True
+    finally:
+        await admin.close()
+
+
 async def test_an_unreachable_database_is_storage_unavailable() -> None:
     uow = PgUnitOfWork(DatabaseConfig("postgresql://postgres:s3cret@127.0.0.1:1/nowhere?connect_timeout=2"))
     with pytest.raises(StorageUnavailable) as exc:
@@ -59,13 +70,7 @@ async def test_a_connection_dropped_while_idle_never_reaches_the_caller(
     service = TaskService(uow)
     try:
         task = await service.create("idle", NewTask(title="still here"))
-        async with uow.begin(read_only=True) as tx:
-            pid = await tx._connection.fetchval("SELECT pg_backend_pid()")  # type: ignore[attr-defined]
-        admin = await asyncpg.connect(postgres_url)
-        try:  # what Neon does to a suspended compute
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid) is True
-        finally:
-            await admin.close()
+        await _terminate_the_pooled_connection(uow, postgres_url)
         assert (await service.get("idle", task.id)).title == "still here"
     finally:
         await uow.dispose()
@@ -112,13 +117,7 @@ async def test_a_connection_dropped_while_in_use_fails_one_call_and_the_next_one
     service = TaskService(uow)
     try:
         task = await service.create("dropped", NewTask(title="survives"))
-        async with uow.begin(read_only=True) as tx:
-            pid = await tx._connection.fetchval("SELECT pg_backend_pid()")  # type: ignore[attr-defined]
-        admin = await asyncpg.connect(postgres_url)
-        try:
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid) is True
-        finally:
-            await admin.close()
+        await _terminate_the_pooled_connection(uow, postgres_url)
         outcomes = []
         for _ in range(2):
             try:

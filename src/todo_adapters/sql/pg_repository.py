@@ -25,6 +25,7 @@ from todo_adapters.sql.rows import (
     counted_statuses,
     from_snapshot,
     snapshot,
+    tag_changes,
     task_from_row,
     task_to_row,
 )
@@ -151,17 +152,14 @@ class PgTaskRepository:
         self._loaded_status[task.id] = counted(task)
 
     async def _write_tags(self, task: Task, before: Sequence[str] | None) -> None:
-        """Keeps `task_tags` equal to the live task's tags (a deleted task has none there)."""
-        wanted = set() if task.deleted else set(task.tags)
-        known = set(before) if before is not None else None
-        if known is None:
+        changes = tag_changes(task, before)
+        if changes.clear_all:
             await self._conn.execute(_CLEAR_TAGS, task.owner, task.id)
-            known = set()
-        if gone := known - wanted:
-            await self._conn.execute(_DROP_TAGS, task.owner, task.id, sorted(gone))
-        if new := wanted - known:
-            await self._conn.execute(_ADD_TAGS, task.owner, task.id, sorted(new))
-        self._loaded_tags[task.id] = Tags(wanted)
+        if changes.gone:
+            await self._conn.execute(_DROP_TAGS, task.owner, task.id, changes.gone)
+        if changes.new:
+            await self._conn.execute(_ADD_TAGS, task.owner, task.id, changes.new)
+        self._loaded_tags[task.id] = changes.after
 
     async def find(self, owner: str, query: TaskQuery, now: datetime) -> Page:
         """One statement: the page, with the total as an uncorrelated subquery (evaluated once,

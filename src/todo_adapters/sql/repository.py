@@ -21,6 +21,7 @@ from todo_adapters.sql.rows import (
     counted_statuses,
     from_snapshot,
     snapshot,
+    tag_changes,
     task_from_row,
     task_to_row,
 )
@@ -127,28 +128,16 @@ class SqlTaskRepository:
         self._loaded_status[task.id] = counted(task)
 
     async def _write_tags(self, task: Task, before: Sequence[str] | None) -> None:
-        """Keeps `task_tags` equal to the live task's tags (a deleted task has none there)."""
-        wanted = set() if task.deleted else set(task.tags)
-        known = set(before) if before is not None else None
-        if known is None:
-            await self._conn.execute(
-                task_tags.delete().where(task_tags.c.user_id == task.owner, task_tags.c.task_id == task.id)
-            )
-            known = set()
-        if gone := known - wanted:
-            await self._conn.execute(
-                task_tags.delete().where(
-                    task_tags.c.user_id == task.owner,
-                    task_tags.c.task_id == task.id,
-                    task_tags.c.tag.in_(sorted(gone)),
-                )
-            )
-        if new := wanted - known:
-            await self._conn.execute(
-                task_tags.insert(),
-                [{"user_id": task.owner, "task_id": task.id, "tag": t} for t in sorted(new)],
-            )
-        self._loaded_tags[task.id] = Tags(wanted)
+        changes = tag_changes(task, before)
+        mine = (task_tags.c.user_id == task.owner, task_tags.c.task_id == task.id)
+        if changes.clear_all:
+            await self._conn.execute(task_tags.delete().where(*mine))
+        if changes.gone:
+            await self._conn.execute(task_tags.delete().where(*mine, task_tags.c.tag.in_(changes.gone)))
+        if changes.new:
+            rows = [{"user_id": task.owner, "task_id": task.id, "tag": t} for t in changes.new]
+            await self._conn.execute(task_tags.insert(), rows)
+        self._loaded_tags[task.id] = changes.after
 
     async def find(self, owner: str, query: TaskQuery, now: datetime) -> Page:
         conditions = _filters(owner, query, now)

@@ -7,7 +7,8 @@ RowMapping both work; the per-status counting rules of the `owners` row live her
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -19,10 +20,12 @@ from todo_domain.values import Description, Owner, Priority, Recurrence, Status,
 
 __all__ = [
     "STATUS_COUNT",
+    "TagChanges",
     "counted",
     "counted_statuses",
     "from_snapshot",
     "snapshot",
+    "tag_changes",
     "task_from_row",
     "task_to_row",
 ]
@@ -107,6 +110,24 @@ def from_snapshot(text: str) -> Task:
     for name in _DATETIMES:
         row[name] = None if row[name] is None else datetime.fromisoformat(row[name])
     return task_from_row(row)
+
+
+@dataclass(frozen=True, slots=True)
+class TagChanges:
+    """What `task_tags` needs to equal the live task's tags (a deleted task has none there)."""
+
+    clear_all: bool  # the stored tags are unknown: delete them all first
+    gone: list[str]
+    new: list[str]
+    after: Tags
+
+
+def tag_changes(task: Task, before: Sequence[str] | None) -> TagChanges:
+    """`before` is what the transaction last read or wrote for this task; None if unknown."""
+    after = Tags() if task.deleted else task.tags
+    wanted = set(after)
+    known = set(before or ())
+    return TagChanges(before is None, sorted(known - wanted), sorted(wanted - known), after)
 
 
 STATUS_COUNT = {

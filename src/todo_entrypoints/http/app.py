@@ -48,8 +48,8 @@ ALLOWED_HEADERS = [
     "Idempotency-Key",
     "X-Request-ID",
 ]
-# A request allocates thousands of short-lived container objects; at the default gen-0
-# threshold (700) the collector runs several times per request. Measured with bench/run.py.
+# A list request allocates tens of thousands of short-lived objects; at the default gen-0
+# threshold (700) the collector would run dozens of times per request.
 GC_THRESHOLDS = (50_000, 20, 20)
 _SWAGGER_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 
