@@ -295,6 +295,27 @@ async def test_offset_paging_walks_the_same_order(service: TaskService, alice: s
     assert got == expected
 
 
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"completed": False}, {"priorities": frozenset({Priority.HIGH})}],
+    ids=["unfiltered", "from-counters", "counted"],
+)
+async def test_every_page_reports_the_whole_total_even_past_the_end(
+    service: TaskService, alice: str, filters: dict[str, Any]
+) -> None:
+    tasks = await seed(service, alice)
+    expected = len(reference(tasks, TaskQuery(**filters), T0))
+    query = TaskQuery(limit=5, **filters)
+    while True:
+        page = await service.list(alice, query)
+        assert page.total == expected, query
+        if page.next_cursor is None:
+            break
+        query = TaskQuery(**{**_fields(query), "cursor": page.next_cursor})
+    beyond = await service.list(alice, TaskQuery(limit=5, offset=expected + 3, **filters))
+    assert (beyond.items, beyond.total) == ((), expected)
+
+
 async def test_a_cursor_is_only_valid_with_its_own_sort(service: TaskService, alice: str) -> None:
     await seed(service, alice)
     page = await service.list(alice, TaskQuery(limit=2))

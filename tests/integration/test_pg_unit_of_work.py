@@ -128,3 +128,15 @@ async def test_a_connection_dropped_while_in_use_fails_one_call_and_the_next_one
         assert set(outcomes) <= {"unavailable", "survives"}
     finally:
         await uow.dispose()
+
+
+async def test_a_misuse_of_a_live_connection_is_a_bug_not_unavailability(postgres_url: str) -> None:
+    uow = PgUnitOfWork(DatabaseConfig(postgres_url))
+    try:
+        with pytest.raises(asyncpg.InterfaceError):  # a 500 with a traceback, not a 503
+            async with uow.begin(read_only=True) as tx:
+                await tx._connection.fetchval("SELECT $1::int", 1, 2)  # type: ignore[attr-defined]
+        async with uow.begin(read_only=True) as tx:
+            assert await tx._connection.fetchval("SELECT 1") == 1  # type: ignore[attr-defined]
+    finally:
+        await uow.dispose()

@@ -168,11 +168,10 @@ class PgTaskRepository:
         where.filter(query, now)
         statuses = counted_statuses(query)
         if statuses is None:
-            total_sql = f"SELECT count(*) FROM tasks WHERE {where}"
+            total_sql, total_args = f"SELECT count(*) FROM tasks WHERE {where}", list(where.params)
         else:  # the per-status counters on the owner's row: O(1) whatever the owner's size
             summed = " + ".join(STATUS_COUNT[s] for s in sorted(statuses)) or "0"
-            total_sql = f"SELECT {summed} FROM owners WHERE user_id = $1"
-        total_params = len(where.params)
+            total_sql, total_args = f"SELECT {summed} FROM owners WHERE user_id = $1", [owner]
         column, sql_type = _SORT_COLUMNS[query.sort.field]
         descending = query.sort.descending
         if query.cursor is not None:
@@ -191,7 +190,7 @@ class PgTaskRepository:
         if rows:
             total = rows[0]["total"]
         else:
-            total = await self._conn.fetchval(total_sql, *where.params[:total_params])
+            total = await self._conn.fetchval(total_sql, *total_args)
         the_owner = Owner(owner)
         return Page.build([task_from_row(r, the_owner) for r in rows], query, total=total or 0)
 

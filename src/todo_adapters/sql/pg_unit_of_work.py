@@ -50,7 +50,7 @@ async def pg_storage_errors() -> AsyncIterator[None]:
         if (exc.sqlstate or "").startswith(_UNAVAILABLE_SQLSTATES):
             raise StorageUnavailable("the database is unavailable") from exc
         raise
-    except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:  # "connection is closed"…
+    except asyncpg.InternalClientError as exc:  # a protocol confused by a server-side disconnect
         raise StorageUnavailable("the database connection was lost") from exc
     except (OSError, TimeoutError) as exc:
         raise StorageUnavailable("the database is unreachable") from exc
@@ -127,8 +127,12 @@ class PgUnitOfWork:
         connection = await self._live_connection(pool)
         try:
             yield connection
+        except asyncpg.InterfaceError as exc:
+            if _gone(connection):  # otherwise a bug of ours (bad arguments…): not a 503
+                raise StorageUnavailable("the database connection was lost") from exc
+            raise
         finally:
-            if not connection.is_closed():
+            if not _gone(connection):
                 if len(self._idle_since) > 16 + 4 * (self.config.pool_size + self.config.max_overflow):
                     self._idle_since.clear()  # pids of closed connections; costs one skipped ping
                 self._idle_since[connection.get_server_pid()] = time.monotonic()
@@ -177,7 +181,7 @@ class PgUnitOfWork:
             try:
                 yield tx
             finally:
-                if not tx.committed and not connection.is_closed():
+                if not tx.committed and not _gone(connection):
                     await transaction.rollback()
 
     async def ping(self) -> None:
@@ -195,6 +199,15 @@ class PgUnitOfWork:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
+
+
+def _gone(connection: Any) -> bool:
+    """Closed, or already handed back to the pool by asyncpg because it closed mid-operation
+    (then even asking is_closed() raises)."""
+    try:
+        return bool(connection.is_closed())
+    except asyncpg.InterfaceError:
+        return True
 
 
 async def _keep_session(_connection: Any) -> None:
