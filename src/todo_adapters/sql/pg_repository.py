@@ -21,6 +21,7 @@ import asyncpg
 
 from todo_adapters.sql.rows import (
     STATUS_COUNT,
+    count_changes,
     counted,
     counted_statuses,
     from_snapshot,
@@ -227,15 +228,10 @@ class PgTaskRepository:
         return [TagCount(r["tag"], int(r["open"]), int(r["total"])) for r in rows]
 
 
-def _deltas(before: Status | None, after: Status | None) -> tuple[int, int, int]:
-    """(pending, in progress, completed) count changes when a task moves from before to after."""
-    change = dict.fromkeys(STATUS_COUNT, 0)
-    if before is not after:
-        if before is not None:
-            change[before] -= 1
-        if after is not None:
-            change[after] += 1
-    return change[Status.PENDING], change[Status.IN_PROGRESS], change[Status.COMPLETED]
+def _deltas(before: Status | None, after: Status | None) -> tuple[int, ...]:
+    """count_changes as the ($2, $3, $4) arguments of _BUMP."""
+    change = count_changes(before, after)
+    return change["pending_count"], change["in_progress_count"], change["completed_count"]
 
 
 def _row_count(status: str) -> int:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_adapters.sql.rows import (
     STATUS_COUNT,
+    count_changes,
     counted,
     counted_statuses,
     from_snapshot,
@@ -65,13 +66,9 @@ class SqlTaskRepository:
         counts (None: not counted, i.e. deleted or new). The row stays locked until commit, so
         an owner's writes commit in revision order (see todo_domain.sync)."""
         insert = postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
-        counts = dict.fromkeys(STATUS_COUNT.values(), 0)
+        counts = count_changes(before, after)
         changes: dict[str, Any] = {"revision": owners.c.revision + 1}
-        for status, delta in ((before, -1), (after, 1)):
-            if status is not None and before is not after:
-                column = STATUS_COUNT[status]
-                counts[column] += delta
-                changes[column] = owners.c[column] + counts[column]
+        changes.update({column: owners.c[column] + n for column, n in counts.items() if n})
         stmt = (
             insert(owners)
             .values(user_id=owner, revision=1, purged_revision=0, **counts)

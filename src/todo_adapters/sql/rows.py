@@ -21,6 +21,7 @@ from todo_domain.values import Description, Owner, Priority, Recurrence, Status,
 __all__ = [
     "STATUS_COUNT",
     "TagChanges",
+    "count_changes",
     "counted",
     "counted_statuses",
     "from_snapshot",
@@ -135,6 +136,18 @@ STATUS_COUNT = {
     Status.IN_PROGRESS: "in_progress_count",
     Status.COMPLETED: "completed_count",
 }
+
+
+def count_changes(before: Status | None, after: Status | None) -> dict[str, int]:
+    """How each per-status count column of `owners` moves when a task goes from `before` to
+    `after` (None: not counted, i.e. new or deleted)."""
+    change = dict.fromkeys(STATUS_COUNT.values(), 0)
+    if before is not after:
+        if before is not None:
+            change[STATUS_COUNT[before]] -= 1
+        if after is not None:
+            change[STATUS_COUNT[after]] += 1
+    return change
 
 
 def counted(task: Task) -> Status | None:
