@@ -26,6 +26,8 @@ test: lint
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
+		|| echo "wrk could not be installed: the benchmark falls back to its Python client"
 	$(BIN)/python bench/run.py
 
 clean:

@@ -37,6 +37,7 @@ from todo_adapters.sql.migrate import migrate
 from todo_adapters.sql.rows import task_to_row
 from todo_adapters.sql.tables import owners
 from todo_domain import NewTask, Priority, Status, Task, Uuid7Generator
+from todo_domain.sync import ChangeToken
 
 ROOT = Path(__file__).resolve().parent
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -347,6 +348,13 @@ async def scenarios(
     await run(Scenario("patch", "PATCH", "/api/tasks/{id}", writers, '{"title": "edit {n}"}'))
     # No body toggles: every request is a write (completing a completed task would be a no-op).
     await run(Scenario("complete", "PATCH", "/api/tasks/{id}/complete", writers))
+    # The bench owner is never written to, so its revision stays at its task count: a token at
+    # that revision polls a caught-up feed (empty page), one 100 behind reads a page of 100.
+    issued = datetime.now(UTC)
+    caught_up = ChangeToken(len(made["bench"]), issued).encode()
+    behind = ChangeToken(len(made["bench"]) - 100, issued).encode()
+    await run(Scenario("changes, caught up", "GET", f"/api/tasks/changes?since={caught_up}", reader))
+    await run(Scenario("changes, page of 100", "GET", f"/api/tasks/changes?since={behind}&limit=100", reader))
     if growth:
         for owner in ("owner-100", "owner-10000", "owner-100000"):
             plan = [(token(owner), random.Random(owner).sample(made[owner], min(5000, len(made[owner]))))]
