@@ -3,10 +3,16 @@
 Used by tests and by services that want the use cases without a database. Uncommitted writes
 live in the transaction only; reads return copies, so mutating a returned task changes nothing
 stored; a commit re-checks every compare-and-set before applying anything.
+
+Every call that would be a database round trip yields to the event loop first, so concurrent
+use cases interleave here at the same points as on SQL: a use case that reads twice without
+one snapshot, or reads and then writes without a compare-and-set, fails in memory tests too.
+Each call's own work, like one SQL statement, sees one consistent state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 from collections.abc import AsyncIterator
@@ -27,6 +33,11 @@ def _copy(task: Task) -> Task:
     return dataclasses.replace(task)
 
 
+async def _round_trip() -> None:
+    """Where a database call would suspend the caller: other coroutines run here."""
+    await asyncio.sleep(0)
+
+
 @dataclass
 class _Store:
     """Everything committed, shared by all transactions of one InMemoryUnitOfWork."""
@@ -36,6 +47,8 @@ class _Store:
     owners: dict[str, list[int]] = field(default_factory=dict)  # owner -> [revision, purged]
     keys: dict[tuple[str, str], tuple[StoredKey, datetime]] = field(default_factory=dict)
     keys_in_flight: set[tuple[str, str]] = field(default_factory=set)
+    # Row locks, as SELECT … FOR UPDATE and UPDATE take them: held until the transaction ends.
+    row_locks: dict[UUID, asyncio.Lock] = field(default_factory=dict)
 
 
 class _Repository:
@@ -44,6 +57,15 @@ class _Repository:
         self._committed = store.tasks
         self.staged: dict[UUID, tuple[Task, int | None]] = {}
         self.staged_keys: dict[tuple[str, str], StoredKey] = {}
+        self._locked: list[UUID] = []
+
+    async def _lock(self, task_id: UUID) -> None:
+        """Waits for the row as a database would, for the rest of this transaction."""
+        if task_id in self._locked:
+            return
+        lock = self._store.row_locks.setdefault(task_id, asyncio.Lock())
+        await lock.acquire()
+        self._locked.append(task_id)
 
     def _current(self, task_id: UUID) -> Task | None:
         if task_id in self.staged:
@@ -51,17 +73,23 @@ class _Repository:
         return self._committed.get(task_id)
 
     async def add(self, task: Task) -> None:
+        await _round_trip()
         if self._current(task.id) is not None:
             raise ValueError(f"task {task.id} already exists")
         self.staged[task.id] = (_copy(task), None)
 
     async def get(self, owner: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
+        await _round_trip()
+        if for_update:
+            await self._lock(task_id)
         task = self._current(task_id)
         if task is None or task.owner != owner or task.deleted:
             return None
         return _copy(task)
 
     async def save(self, task: Task, *, expected_version: int) -> None:
+        await _round_trip()
+        await self._lock(task.id)
         stored = self._current(task.id)
         if stored is None or stored.owner != task.owner:
             raise VersionConflict(expected_version, 0)
@@ -76,6 +104,7 @@ class _Repository:
         return list(merged.values())
 
     async def find(self, owner: str, query: TaskQuery, now: datetime) -> Page:
+        await _round_trip()
         matching = [t for t in self._visible(owner) if query.matches(t, now)]
         field, descending = query.sort.field, query.sort.descending
 
@@ -91,6 +120,7 @@ class _Repository:
         return Page.build([_copy(t) for t in window], query, total=len(matching))
 
     async def tag_counts(self, owner: str) -> list[TagCount]:
+        await _round_trip()
         counts: dict[str, list[int]] = {}
         for task in self._visible(owner):
             if task.deleted:
@@ -104,6 +134,7 @@ class _Repository:
     async def changes_since(
         self, owner: str, revision: int, limit: int, *, include_deleted: bool
     ) -> FeedPage:
+        await _round_trip()
         revisions = self._store.revisions
         rows = sorted(
             (revisions[t.id], _copy(t))
@@ -114,10 +145,12 @@ class _Repository:
         return FeedPage(tuple(rows[: limit + 1]), current, purged)
 
     async def find_key(self, owner: str, key: str) -> StoredKey | None:
+        await _round_trip()
         found = self._store.keys.get((owner, key))
         return None if found is None else StoredKey(found[0].fingerprint, _copy(found[0].task))
 
     async def remember_key(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
+        await _round_trip()
         slot = (owner, key)
         if slot in self._store.keys or slot in self._store.keys_in_flight:
             raise IdempotencyKeyInFlight()
@@ -125,6 +158,7 @@ class _Repository:
         self.staged_keys[slot] = StoredKey(fingerprint, _copy(task))
 
     async def purge(self, tombstones_before: datetime, keys_before: datetime) -> Purged:
+        await _round_trip()
         store = self._store
         old = [
             t for t in store.tasks.values() if t.deleted_at is not None and t.deleted_at < tombstones_before
@@ -139,7 +173,11 @@ class _Repository:
         return Purged(len(old), len(stale))
 
     def release(self) -> None:
+        """Ends what this transaction holds: its keys in flight and its row locks."""
         self._store.keys_in_flight.difference_update(self.staged_keys)
+        for task_id in self._locked:
+            self._store.row_locks[task_id].release()  # kept: one small lock per task, like its row
+        self._locked.clear()
 
 
 class _Transaction:
@@ -153,6 +191,7 @@ class _Transaction:
         return self._tasks
 
     async def commit(self) -> None:
+        await _round_trip()
         staged = self._tasks.staged
         for task_id, (_, base) in staged.items():
             current = self._committed.get(task_id)

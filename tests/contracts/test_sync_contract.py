@@ -181,3 +181,35 @@ async def test_purge_drops_idempotency_keys_after_their_retention(
 async def test_a_malformed_token_is_invalid(service: TaskService, alice: str, token: str) -> None:
     with pytest.raises(InvalidQuery):
         await service.list_changes(alice, token)
+
+
+async def test_pollers_racing_concurrent_creators_receive_every_create(
+    service: TaskService, alice: str
+) -> None:
+    """Every page is one snapshot: a poll that lands between two commits never hands out a
+    token past a write it did not show (on memory the calls interleave at each round trip)."""
+    token = (await service.list_changes(alice)).next.encode()
+    created: list[Task] = []
+    seen: set[object] = set()
+    writing = True
+
+    async def creator(n: int) -> None:
+        for i in range(15):
+            created.append(await service.create(alice, NewTask(title=f"c{n}-{i}")))
+
+    async def poller() -> None:
+        nonlocal token
+        while True:
+            still_writing = writing
+            page = await service.list_changes(alice, token, 1000)
+            seen.update(t.id for t in page.changes)
+            token = page.next.encode()
+            if not still_writing and not page.has_more:
+                return
+
+    polling = asyncio.create_task(poller())
+    await asyncio.gather(*(creator(n) for n in range(4)))
+    writing = False
+    await polling
+    assert {t.id for t in created} <= seen
+    assert len(created) == 60

@@ -31,6 +31,9 @@ __all__ = [
 # load balancers drop idle TCP connections, but a busy pool never pays for the ping.
 IDLE_PING_SECONDS = 5.0
 
+# Execution option of SQLite connections that only read (see _sqlite_engine).
+READ_ONLY = "todo_read_only"
+
 _POSTGRES_SCHEMES = {
     "postgres",
     "postgresql",
@@ -152,8 +155,9 @@ def _sqlite_engine(target: NormalisedUrl, config: DatabaseConfig) -> AsyncEngine
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # One connection per process serialises transactions in-process; other processes wait on
-    # busy_timeout. Every transaction starts with BEGIN IMMEDIATE, so a read-then-write never
-    # fails half-way with "database is locked".
+    # busy_timeout. Every write transaction starts with BEGIN IMMEDIATE, so a read-then-write
+    # never fails half-way with "database is locked"; reads (execution option READ_ONLY) take a
+    # deferred BEGIN: one WAL snapshot for all their statements, without blocking writers.
     engine = create_async_engine(target.url, pool_size=1, max_overflow=0, pool_timeout=config.pool_timeout)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -171,7 +175,8 @@ def _sqlite_engine(target: NormalisedUrl, config: DatabaseConfig) -> AsyncEngine
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

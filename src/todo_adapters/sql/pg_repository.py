@@ -85,8 +85,21 @@ _SORT_COLUMNS = {
 }
 _COMPLETED = Status.COMPLETED.value
 
-_CHANGES = f"SELECT {_COLUMNS}, revision FROM tasks WHERE user_id = $1 AND revision > $2"
-_FEED_STATE = "SELECT revision, purged_revision FROM owners WHERE user_id = $1"
+# One statement, so one snapshot: the page and the owner's revision it reports can never
+# disagree (two statements let a commit land between them, and an empty page then handed out a
+# token past a write it never showed). The owner's row is always there once it has a task; the
+# page is joined to it and comes back as NULL columns when empty.
+_FEED = """
+    SELECT o.revision AS owner_revision, o.purged_revision, page.*
+    FROM owners o LEFT JOIN (
+        SELECT {columns}, revision FROM tasks
+        WHERE user_id = $1 AND revision > $2{live} ORDER BY revision LIMIT $3
+    ) page ON true
+    WHERE o.user_id = $1
+    ORDER BY page.revision
+"""
+_CHANGES_WITH_TOMBSTONES = _FEED.format(columns=_COLUMNS, live="")
+_CHANGES_LIVE = _FEED.format(columns=_COLUMNS, live=" AND deleted_at IS NULL")
 _FIND_KEY = "SELECT fingerprint, task FROM idempotency_keys WHERE user_id = $1 AND key = $2"
 _REMEMBER_KEY = (
     "INSERT INTO idempotency_keys (user_id, key, fingerprint, task, created_at) VALUES ($1, $2, $3, $4, $5)"
@@ -198,13 +211,13 @@ class PgTaskRepository:
     async def changes_since(
         self, owner: str, revision: int, limit: int, *, include_deleted: bool
     ) -> FeedPage:
-        live = "" if include_deleted else " AND deleted_at IS NULL"
-        rows = await self._conn.fetch(
-            f"{_CHANGES}{live} ORDER BY revision LIMIT $3", owner, revision, limit + 1
-        )
-        state = await self._conn.fetchrow(_FEED_STATE, owner)
-        current, purged = (0, 0) if state is None else (int(state[0]), int(state[1]))
-        return FeedPage(tuple((int(r["revision"]), task_from_row(r)) for r in rows), current, purged)
+        sql = _CHANGES_WITH_TOMBSTONES if include_deleted else _CHANGES_LIVE
+        rows = await self._conn.fetch(sql, owner, revision, limit + 1)
+        if not rows:  # an owner who never wrote
+            return FeedPage((), 0, 0)
+        current, purged = int(rows[0]["owner_revision"]), int(rows[0]["purged_revision"])
+        entries = tuple((int(r["revision"]), task_from_row(r)) for r in rows if r["id"] is not None)
+        return FeedPage(entries, current, purged)
 
     async def find_key(self, owner: str, key: str) -> StoredKey | None:
         row = await self._conn.fetchrow(_FIND_KEY, owner, key)

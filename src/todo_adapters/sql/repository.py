@@ -164,18 +164,30 @@ class SqlTaskRepository:
     async def changes_since(
         self, owner: str, revision: int, limit: int, *, include_deleted: bool
     ) -> FeedPage:
+        # One statement, so one snapshot (see pg_repository._FEED): the page is joined to the
+        # owner's row and comes back as NULL columns when empty.
         where = [tasks.c.user_id == owner, tasks.c.revision > revision]
         if not include_deleted:
             where.append(tasks.c.deleted_at.is_(None))
-        stmt = _SELECT.add_columns(tasks.c.revision).where(*where).order_by(tasks.c.revision).limit(limit + 1)
+        page = (
+            _SELECT.add_columns(tasks.c.revision)
+            .where(*where)
+            .order_by(tasks.c.revision)
+            .limit(limit + 1)
+            .subquery("page")
+        )
+        stmt = (
+            sa.select(owners.c.revision.label("owner_revision"), owners.c.purged_revision, *page.c)
+            .select_from(owners.outerjoin(page, sa.true()))
+            .where(owners.c.user_id == owner)
+            .order_by(page.c.revision)
+        )
         rows = (await self._conn.execute(stmt)).mappings().all()
-        state = (
-            await self._conn.execute(
-                sa.select(owners.c.revision, owners.c.purged_revision).where(owners.c.user_id == owner)
-            )
-        ).first()
-        current, purged = (0, 0) if state is None else (int(state[0]), int(state[1]))
-        return FeedPage(tuple((int(r["revision"]), task_from_row(r)) for r in rows), current, purged)
+        if not rows:  # an owner who never wrote
+            return FeedPage((), 0, 0)
+        current, purged = int(rows[0]["owner_revision"]), int(rows[0]["purged_revision"])
+        entries = tuple((int(r["revision"]), task_from_row(r)) for r in rows if r["id"] is not None)
+        return FeedPage(entries, current, purged)
 
     async def find_key(self, owner: str, key: str) -> StoredKey | None:
         row = (

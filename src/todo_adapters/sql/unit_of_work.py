@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from todo_adapters.sql.engine import DatabaseConfig, create_engine
+from todo_adapters.sql.engine import READ_ONLY, DatabaseConfig, create_engine
 from todo_adapters.sql.repository import SqlTaskRepository
 from todo_domain.errors import StorageUnavailable
 
@@ -70,12 +70,13 @@ class SqlUnitOfWork:
     def __init__(self, engine: AsyncEngine, *, auto_migrate: bool = False) -> None:
         self.engine = engine
         # Reads on PostgreSQL skip BEGIN/ROLLBACK (two round trips of three for a get): under
-        # READ COMMITTED every statement sees its own snapshot either way. SQLite keeps its
-        # BEGIN IMMEDIATE transactions (see engine.py).
+        # READ COMMITTED every statement sees its own snapshot either way, so a read that
+        # needs one snapshot is one statement. SQLite reads run in one deferred transaction
+        # (see engine.py).
         self._reader = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
             if engine.dialect.name == "postgresql"
-            else engine
+            else engine.execution_options(**{READ_ONLY: True})
         )
         self._migrated = not auto_migrate
         self._migrate_lock = asyncio.Lock()
