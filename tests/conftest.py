@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from todo_adapters.memory import InMemoryUnitOfWork
-from todo_adapters.sql import DatabaseConfig, PgUnitOfWork, SqlUnitOfWork, create_engine
+from todo_adapters.sql import DatabaseConfig, SqlUnitOfWork, create_engine
 from todo_adapters.sql.migrate import migrate
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -78,7 +78,7 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'todo.db'}"
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres", "postgres-sqlalchemy"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def adapter(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -89,12 +89,9 @@ async def uow(adapter: str, request: pytest.FixtureRequest) -> AsyncIterator[obj
     if adapter == "memory":
         yield InMemoryUnitOfWork()
         return
-    sql: SqlUnitOfWork | PgUnitOfWork
     if adapter == "sqlite":
         sql = SqlUnitOfWork.from_url(request.getfixturevalue("sqlite_url"))
-    elif adapter == "postgres":  # asyncpg: what the server runs on PostgreSQL
-        sql = PgUnitOfWork.from_url(request.getfixturevalue("postgres_url"), auto_migrate=False)
-    else:  # SQLAlchemy on PostgreSQL: what scripts get from SqlUnitOfWork.from_url
+    else:  # asyncpg: what the server runs on PostgreSQL
         sql = SqlUnitOfWork.from_url(request.getfixturevalue("postgres_url"), auto_migrate=False)
     yield sql
     await sql.dispose()

@@ -19,10 +19,8 @@ from todo_adapters.memory import InMemoryUnitOfWork
 from todo_adapters.ratelimit import RateLimiter, parse_limit
 from todo_adapters.sql import (
     DatabaseConfig,
-    PgUnitOfWork,
     SqlUnitOfWork,
     create_engine,
-    normalise_url,
     safe_url,
 )
 from todo_domain import SystemClock, TaskService, UnitOfWork, Uuid7Generator
@@ -39,12 +37,10 @@ failing non-critical one (e.g. Redis with the fallback limiter) only makes it de
 
 
 def _unit_of_work(settings: Settings) -> UnitOfWork:
-    """In memory, SQLite through SQLAlchemy, or PostgreSQL through asyncpg (the fast path)."""
+    """In memory, or SQL (asyncpg for PostgreSQL, SQLAlchemy/aiosqlite for SQLite)."""
     if settings.is_memory:
         return InMemoryUnitOfWork()
-    if normalise_url(settings.database.url).is_sqlite:
-        return SqlUnitOfWork(create_engine(settings.database), auto_migrate=settings.should_migrate)
-    return PgUnitOfWork(settings.database, auto_migrate=settings.should_migrate)
+    return SqlUnitOfWork.from_config(settings.database, auto_migrate=settings.should_migrate)
 
 
 def _shared_secret(settings: Settings) -> SharedSecretVerifier | None:
@@ -108,7 +104,7 @@ def _health_checks(
     uow: UnitOfWork, limiter: RateLimiter | None, jwks: JwksVerifier | None, settings: Settings
 ) -> list[HealthCheck]:
     checks: list[HealthCheck] = []
-    if isinstance(uow, SqlUnitOfWork | PgUnitOfWork):
+    if isinstance(uow, SqlUnitOfWork):
         checks.append(("database", uow.ping, True))
     if limiter is not None and settings.redis_url is not None:
         checks.append(("redis", limiter.check, settings.rate_limit_fail_closed))

@@ -1,5 +1,5 @@
-"""On PostgreSQL, a write that started earlier but commits later is still seen by a client
-that polled in between (the owner's revision row serialises the owner's writes)."""
+"""On PostgreSQL (the server's path), a write that started earlier but commits later is still
+seen by a client that polled in between (the owner's revision row serialises its writes)."""
 
 from __future__ import annotations
 

@@ -27,6 +27,10 @@ CHECKS = [
     response_schema_conformance,
 ]
 
+# Fixed path segments beside /api/tasks/{task_id} (hypothesis also draws strings from the
+# source code's constants, so it does try them).
+STATIC_SEGMENTS = {"changes"}
+
 # One in-memory app for the whole module; schemathesis drives it through its ASGI client.
 schema = schemathesis.openapi.from_asgi("/openapi.json", app_for())
 
@@ -39,6 +43,11 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app_for())
     suppress_health_check=list(HealthCheck),
 )
 def test_the_api_honours_its_openapi_document(case: Any) -> None:
-    if "user_id" in (case.path_parameters or {}):
-        case.path_parameters["user_id"] = USER
+    parameters = case.path_parameters or {}
+    if "user_id" in parameters:
+        parameters["user_id"] = USER
+    if parameters.get("task_id") in STATIC_SEGMENTS:
+        # /api/tasks/changes is the change feed, not the task "changes": the fixed route wins
+        # by design, and its answer would be checked against the wrong operation's schema.
+        parameters["task_id"] += "-id"
     case.call_and_validate(headers=HEADERS, checks=CHECKS)

@@ -11,7 +11,7 @@ from todo_adapters.sql import DatabaseConfig, SqlUnitOfWork, create_engine
 from todo_adapters.sql import engine as engine_module
 from todo_adapters.sql.migrate import current_revision, head_revision, migrate
 from todo_adapters.sql.tables import PG_ONLY_INDEXES, metadata
-from todo_domain import NewTask, StorageUnavailable, TaskService
+from todo_domain import NewTask, TaskService
 
 
 def _declared_elsewhere(obj: object, name: str | None, kind: str, reflected: bool, _: object) -> bool:
@@ -52,62 +52,21 @@ async def test_sqlite_data_survives_a_restart(sqlite_url: str) -> None:
     await second.dispose()
 
 
-async def test_an_unreachable_database_is_storage_unavailable() -> None:
-    config = DatabaseConfig("postgresql://postgres:s3cret@127.0.0.1:1/nowhere?connect_timeout=2")
-    uow = SqlUnitOfWork(create_engine(config))
-    with pytest.raises(StorageUnavailable) as exc:
-        await TaskService(uow).create("alice", NewTask(title="lost"))
-    assert "s3cret" not in str(exc.value)
-    await uow.dispose()
-
-
-async def test_a_statement_timeout_is_storage_unavailable(postgres_url: str) -> None:
-    engine = create_engine(DatabaseConfig(postgres_url, statement_timeout_ms=50))
-    uow = SqlUnitOfWork(engine)
-    with pytest.raises(StorageUnavailable):
-        async with uow.begin() as tx:
-            await tx._connection.execute(sa.text("SELECT pg_sleep(1)"))  # type: ignore[attr-defined]
-    await uow.dispose()
-
-
-async def test_an_exhausted_pool_is_storage_unavailable(postgres_url: str) -> None:
-    config = DatabaseConfig(postgres_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
-    uow = SqlUnitOfWork(create_engine(config))
-    async with uow.begin():
-        with pytest.raises(StorageUnavailable):
-            async with uow.begin():
-                pass
-    await uow.dispose()
-
-
-async def test_pgbouncer_mode_works_without_a_statement_cache(postgres_url: str) -> None:
-    uow = SqlUnitOfWork(create_engine(DatabaseConfig(postgres_url, pgbouncer=True)))
-    service = TaskService(uow)
-    try:
-        for _ in range(3):  # the same statements again: no named prepared statement may clash
-            task = await service.create("pgbouncer", NewTask(title="pooled"))
-            assert (await service.get("pgbouncer", task.id)).title == "pooled"
-        async with uow.engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            assert raw.driver_connection._stmt_cache.get_max_size() == 0  # type: ignore[union-attr]
-    finally:
-        await uow.dispose()
-
-
-async def test_a_connection_dropped_while_idle_never_reaches_the_caller(
+async def test_an_engine_pings_a_connection_dropped_while_idle(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The SQLAlchemy engines (migrations, Better Auth's session table) check idle connections
+    too; the unit of work's own pool is tested in test_sql_unit_of_work_postgres.py."""
     monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)
-    uow = SqlUnitOfWork(create_engine(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0)))
-    service = TaskService(uow)
+    engine = create_engine(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
+    admin = create_engine(DatabaseConfig(postgres_url))
     try:
-        task = await service.create("idle", NewTask(title="still here"))
-        async with uow.engine.connect() as connection:
+        async with engine.connect() as connection:
             pid = await connection.scalar(sa.text("SELECT pg_backend_pid()"))
-        admin = create_engine(DatabaseConfig(postgres_url))
         async with admin.connect() as connection:  # what Neon does to a suspended compute
             await connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        await admin.dispose()
-        assert (await service.get("idle", task.id)).title == "still here"
+        async with engine.connect() as connection:
+            assert await connection.scalar(sa.text("SELECT 1")) == 1
     finally:
-        await uow.dispose()
+        await engine.dispose()
+        await admin.dispose()

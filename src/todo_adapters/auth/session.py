@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from todo_adapters.auth.base import InvalidToken, Principal, check_subject
-from todo_adapters.sql.unit_of_work import storage_errors
+from todo_adapters.sql.backends import storage_errors
 
 __all__ = ["SessionTable", "SessionTokenVerifier"]
 

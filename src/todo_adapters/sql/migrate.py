@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from todo_adapters.sql.unit_of_work import storage_errors
+from todo_adapters.sql.backends import storage_errors
 
 __all__ = ["current_revision", "head_revision", "migrate"]
 

@@ -15,7 +15,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from todo_adapters.sql import PgUnitOfWork, SqlUnitOfWork
+from todo_adapters.sql import SqlUnitOfWork
 from todo_entrypoints.container import Container
 from todo_entrypoints.http import deps, operations, routes
 from todo_entrypoints.http.middleware import Metrics, RequestContextMiddleware
@@ -63,7 +63,7 @@ def create_app(container: Container | None = None, settings: Settings | None = N
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         uow = container.unit_of_work()
-        if isinstance(uow, SqlUnitOfWork | PgUnitOfWork):
+        if isinstance(uow, SqlUnitOfWork):
             await uow.ensure_schema()
             app.state.metrics.watch_pool(uow)
         container.verifier()  # fail fast on auth misconfiguration, log how to get a token
@@ -77,7 +77,7 @@ def create_app(container: Container | None = None, settings: Settings | None = N
         try:
             yield
         finally:
-            if isinstance(uow, SqlUnitOfWork | PgUnitOfWork):
+            if isinstance(uow, SqlUnitOfWork):
                 await uow.dispose()
             session = container.session_verifier()
             if session is not None:

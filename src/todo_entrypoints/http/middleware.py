@@ -15,7 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_adapters.sql import PgUnitOfWork, SqlUnitOfWork
+from todo_adapters.sql import SqlUnitOfWork
 from todo_entrypoints.http.problems import HttpProblem, request_id_var
 
 __all__ = ["BodyTooLarge", "Metrics", "RequestContextMiddleware"]
@@ -57,7 +57,7 @@ class Metrics:
             "db_pool_connections_open", "Database connections the pool holds open", registry=self.registry
         )
 
-    def watch_pool(self, uow: SqlUnitOfWork | PgUnitOfWork) -> None:
+    def watch_pool(self, uow: SqlUnitOfWork) -> None:
         """Reads the pool's numbers at scrape time."""
         self.pool_in_use.set_function(lambda: uow.pool_usage()[0])
         self.pool_size.set_function(lambda: uow.pool_usage()[1])

@@ -1,20 +1,28 @@
-"""The asyncpg unit of work keeps SqlUnitOfWork's promises about a database in trouble:
+"""The unit of work on PostgreSQL (asyncpg, what the server runs) with a database in trouble:
 StorageUnavailable (never a driver error), PgBouncer mode, idle connections checked, rollback."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import pytest
 
-from todo_adapters.sql import DatabaseConfig, PgUnitOfWork
+from todo_adapters.sql import DatabaseConfig, SqlUnitOfWork
 from todo_adapters.sql import engine as engine_module
+from todo_adapters.sql.unit_of_work import SqlTransaction
 from todo_domain import NewTask, StorageUnavailable, TaskPatch, TaskService
 
 
-async def _terminate_the_pooled_connection(uow: PgUnitOfWork, postgres_url: str) -> None:
+def _raw(tx: SqlTransaction) -> Any:
+    """The transaction's asyncpg connection, for what only a test does to it."""
+    return tx._session._connection  # type: ignore[attr-defined]
+
+
+async def _terminate_the_pooled_connection(uow: SqlUnitOfWork, postgres_url: str) -> None:
     """The server ends the (single) pooled connection, as Neon does when a compute suspends."""
     async with uow.begin(read_only=True) as tx:
-        pid = await tx._connection.fetchval("SELECT pg_backend_pid()")  # type: ignore[attr-defined]
+        pid = await _raw(tx).fetchval("SELECT pg_backend_pid()")
     admin = await asyncpg.connect(postgres_url)
     try:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid) is True
@@ -23,7 +31,9 @@ async def _terminate_the_pooled_connection(uow: PgUnitOfWork, postgres_url: str)
 
 
 async def test_an_unreachable_database_is_storage_unavailable() -> None:
-    uow = PgUnitOfWork(DatabaseConfig("postgresql://postgres:s3cret@127.0.0.1:1/nowhere?connect_timeout=2"))
+    uow = SqlUnitOfWork.from_config(
+        DatabaseConfig("postgresql://postgres:s3cret@127.0.0.1:1/nowhere?connect_timeout=2")
+    )
     with pytest.raises(StorageUnavailable) as exc:
         await TaskService(uow).create("alice", NewTask(title="lost"))
     assert "s3cret" not in str(exc.value)
@@ -31,15 +41,17 @@ async def test_an_unreachable_database_is_storage_unavailable() -> None:
 
 
 async def test_a_statement_timeout_is_storage_unavailable(postgres_url: str) -> None:
-    uow = PgUnitOfWork(DatabaseConfig(postgres_url, statement_timeout_ms=50))
+    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url, statement_timeout_ms=50))
     with pytest.raises(StorageUnavailable):
         async with uow.begin() as tx:
-            await tx._connection.execute("SELECT pg_sleep(1)")  # type: ignore[attr-defined]
+            await _raw(tx).execute("SELECT pg_sleep(1)")
     await uow.dispose()
 
 
 async def test_an_exhausted_pool_is_storage_unavailable(postgres_url: str) -> None:
-    uow = PgUnitOfWork(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0, pool_timeout=0.2))
+    uow = SqlUnitOfWork.from_config(
+        DatabaseConfig(postgres_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    )
     async with uow.begin():
         with pytest.raises(StorageUnavailable, match="exhausted"):
             async with uow.begin(read_only=True):
@@ -48,14 +60,14 @@ async def test_an_exhausted_pool_is_storage_unavailable(postgres_url: str) -> No
 
 
 async def test_pgbouncer_mode_prepares_no_lasting_statements(postgres_url: str) -> None:
-    uow = PgUnitOfWork(DatabaseConfig(postgres_url, pgbouncer=True))
+    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url, pgbouncer=True))
     service = TaskService(uow)
     try:
         for _ in range(3):
             task = await service.create("pgbouncer", NewTask(title="pooled", tags=["a"]))
             assert (await service.get("pgbouncer", task.id)).title == "pooled"
         async with uow.begin(read_only=True) as tx:
-            connection = tx._connection  # type: ignore[attr-defined]
+            connection = _raw(tx)
             assert connection._stmt_cache.get_max_size() == 0
             assert await connection.fetchval("SELECT count(*) FROM pg_prepared_statements") == 0
     finally:
@@ -66,7 +78,7 @@ async def test_a_connection_dropped_while_idle_never_reaches_the_caller(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)
-    uow = PgUnitOfWork(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
+    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
     service = TaskService(uow)
     try:
         task = await service.create("idle", NewTask(title="still here"))
@@ -77,7 +89,7 @@ async def test_a_connection_dropped_while_idle_never_reaches_the_caller(
 
 
 async def test_leaving_without_commit_rolls_back_and_the_connection_is_reusable(postgres_url: str) -> None:
-    uow = PgUnitOfWork(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
+    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
     service = TaskService(uow)
     try:
         task = await service.create("rollback", NewTask(title="before"))
@@ -94,7 +106,7 @@ async def test_leaving_without_commit_rolls_back_and_the_connection_is_reusable(
 
 
 async def test_pool_usage_counts_connections_in_use(postgres_url: str) -> None:
-    uow = PgUnitOfWork(DatabaseConfig(postgres_url))
+    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url))
     try:
         assert uow.pool_usage() == (0, 0)
         async with uow.begin(read_only=True):
@@ -104,16 +116,16 @@ async def test_pool_usage_counts_connections_in_use(postgres_url: str) -> None:
         await uow.dispose()
 
 
-def test_a_sqlite_url_is_refused() -> None:
-    with pytest.raises(ValueError, match="SqlUnitOfWork"):
-        PgUnitOfWork(DatabaseConfig("sqlite:///todo.db"))
+def test_the_back_end_follows_the_url(tmp_path: Any) -> None:
+    assert SqlUnitOfWork.from_url("postgresql://u@h/db").backend.dialect == "postgresql"
+    assert SqlUnitOfWork.from_url(f"sqlite:///{tmp_path / 'x.db'}").backend.dialect == "sqlite"
 
 
 async def test_a_connection_dropped_while_in_use_fails_one_call_and_the_next_one_heals(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 3600.0)  # no ping: the query finds out
-    uow = PgUnitOfWork(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
+    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
     service = TaskService(uow)
     try:
         task = await service.create("dropped", NewTask(title="survives"))
@@ -131,12 +143,12 @@ async def test_a_connection_dropped_while_in_use_fails_one_call_and_the_next_one
 
 
 async def test_a_misuse_of_a_live_connection_is_a_bug_not_unavailability(postgres_url: str) -> None:
-    uow = PgUnitOfWork(DatabaseConfig(postgres_url))
+    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url))
     try:
         with pytest.raises(asyncpg.InterfaceError):  # a 500 with a traceback, not a 503
             async with uow.begin(read_only=True) as tx:
-                await tx._connection.fetchval("SELECT $1::int", 1, 2)  # type: ignore[attr-defined]
+                await _raw(tx).fetchval("SELECT $1::int", 1, 2)
         async with uow.begin(read_only=True) as tx:
-            assert await tx._connection.fetchval("SELECT 1") == 1  # type: ignore[attr-defined]
+            assert await _raw(tx).fetchval("SELECT 1") == 1
     finally:
         await uow.dispose()

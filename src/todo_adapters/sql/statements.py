@@ -1,0 +1,386 @@
+"""Every SQL statement of the tasks store, written once in SQLAlchemy Core over `tables.py`.
+
+Parameters are bound by name (`:owner`, `:task_id`, one per column for row values); a back-end
+compiles each statement object once for its driver (backends.py). Where the two databases
+need different SQL, `Statements.for_dialect` holds both forms side by side:
+
+- a write bumps the owner's change-feed revision and per-status counters, then writes the row.
+  On PostgreSQL that is one round trip (the upsert is a data-modifying CTE of the write); on
+  SQLite the upsert runs first and the write reads the new revision back in a subquery. A
+  write is therefore a tuple of statements run in order with the same parameters;
+- list queries are built per *shape* (which filters, which sort, cursor or not) and cached, so
+  the same shape compiles once whatever its values.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from todo_adapters.sql.rows import STATUS_COUNT, counted_statuses
+from todo_adapters.sql.tables import idempotency_keys, owners, task_tags, tasks
+from todo_domain.query import SortField, TaskQuery
+from todo_domain.values import Status
+
+__all__ = [
+    "COUNTERS",
+    "ROW_COLUMNS",
+    "FindPlan",
+    "Statements",
+    "Write",
+    "drop_tags",
+    "find_plan",
+    "row_params",
+]
+
+Write = tuple[sa.Executable, ...]
+"""Statements run in order with the same parameters; the last one's row count is the write's."""
+
+# What a read returns: every column the entity is rebuilt from (the derived search columns and
+# the revision stay in the database).
+_READ = [c for c in tasks.c if c.name not in ("title_key", "search_text", "revision")]
+# What a write sets, by the names rows.task_to_row uses.
+ROW_COLUMNS = tuple(c.name for c in tasks.c if c.name != "revision")
+_UPDATED = [name for name in ROW_COLUMNS if name not in ("user_id", "id", "created_at")]
+# The per-status counters of the owner's row; a write moves each by the parameter "d_<name>".
+COUNTERS = tuple(STATUS_COUNT.values())
+
+_OWNER = sa.bindparam("owner", type_=tasks.c.user_id.type)
+_TASK = sa.bindparam("task_id", type_=tasks.c.id.type)
+_LIVE = tasks.c.deleted_at.is_(None)
+_COMPLETED = Status.COMPLETED.value
+
+
+class position_of(FunctionElement[int]):  # noqa: N801  (an SQL function, named like one)
+    """1-based position of a substring, 0 when absent: strpos on PostgreSQL, instr on SQLite.
+    No LIKE, so no wildcard in the searched text needs escaping."""
+
+    type = sa.Integer()
+    inherit_cache = True
+
+
+@compiles(position_of, "postgresql")
+def _strpos(element: position_of, compiler: Any, **kw: Any) -> str:
+    return f"strpos({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(position_of, "sqlite")
+def _instr(element: position_of, compiler: Any, **kw: Any) -> str:
+    return f"instr({compiler.process(element.clauses, **kw)})"
+
+
+def _bump(insert: Any) -> Any:
+    """The owner's upsert: revision + 1 and the counter deltas; it locks the owner's row until
+    commit, so an owner's writes commit in revision order (see todo_domain.sync)."""
+    deltas = {name: sa.bindparam(f"d_{name}", type_=sa.BigInteger()) for name in COUNTERS}
+    return (
+        insert(owners)
+        .values(user_id=_OWNER, revision=1, purged_revision=0, **deltas)
+        .on_conflict_do_update(
+            index_elements=[owners.c.user_id],
+            set_={"revision": owners.c.revision + 1, **{n: owners.c[n] + deltas[n] for n in COUNTERS}},
+        )
+    )
+
+
+def _row_values(names: Sequence[str]) -> dict[str, Any]:
+    return {name: sa.bindparam(f"v_{name}", type_=tasks.c[name].type) for name in names}
+
+
+def row_params(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A task row (rows.task_to_row) as the parameters of the write statements."""
+    return {f"v_{name}": row[name] for name in ROW_COLUMNS}
+
+
+def _writes(dialect: str) -> tuple[Write, Write]:
+    """(insert, compare-and-set update), each with the owner's bump."""
+    insert_values = _row_values(ROW_COLUMNS)
+    update_values = _row_values(_UPDATED)
+    compare_and_set = (
+        tasks.c.user_id == _OWNER,
+        tasks.c.id == _TASK,
+        tasks.c.version == sa.bindparam("expected_version", type_=sa.Integer()),
+    )
+    if dialect == "postgresql":
+        bump = _bump(postgresql.insert).returning(owners.c.revision).cte("bump")
+        revision = sa.select(bump.c.revision).scalar_subquery()
+        insert = tasks.insert().values(**insert_values, revision=revision).add_cte(bump)
+        update = (
+            tasks.update().where(*compare_and_set).values(**update_values, revision=revision).add_cte(bump)
+        )
+        return (insert,), (update,)
+    bumped = sa.select(owners.c.revision).where(owners.c.user_id == _OWNER).scalar_subquery()
+    bump = _bump(sqlite.insert)
+    return (
+        (bump, tasks.insert().values(**insert_values, revision=bumped)),
+        (bump, tasks.update().where(*compare_and_set).values(**update_values, revision=bumped)),
+    )
+
+
+def _feed(include_deleted: bool) -> sa.Select[Any]:
+    """A change-feed page joined to the owner's revision row: one statement, one snapshot, so
+    the revision it reports covers exactly what the page could see. An empty page comes back
+    as one row of NULL task columns (no row at all: the owner never wrote)."""
+    since = tasks.c.revision > sa.bindparam("since", type_=sa.BigInteger())
+    page = (
+        sa.select(*_READ, tasks.c.revision)
+        .where(tasks.c.user_id == _OWNER, since, *(() if include_deleted else (_LIVE,)))
+        .order_by(tasks.c.revision)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+        .subquery("page")
+    )
+    return (
+        sa.select(owners.c.revision.label("owner_revision"), owners.c.purged_revision, *page.c)
+        .select_from(owners.outerjoin(page, sa.true()))
+        .where(owners.c.user_id == _OWNER)
+        .order_by(page.c.revision)
+    )
+
+
+_MINE = (task_tags.c.user_id == _OWNER, task_tags.c.task_id == _TASK)
+_OLD_TOMBSTONE = tasks.c.deleted_at < sa.bindparam("tombstones_before", type_=tasks.c.deleted_at.type)
+
+
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """The statement table of one dialect."""
+
+    get: sa.Select[Any]
+    get_for_update: sa.Select[Any]
+    insert: Write
+    update: Write
+    status_of: sa.Select[Any]
+    version_of: sa.Select[Any]
+    clear_tags: sa.Delete
+    add_tag: sa.Insert
+    feed_live: sa.Select[Any]
+    feed_all: sa.Select[Any]
+    find_key: sa.Select[Any]
+    remember_key: sa.Insert
+    tag_counts: sa.Select[Any]
+    purge_revisions: sa.Update
+    purge_tasks: sa.Delete
+    purge_keys: sa.Delete
+
+    @staticmethod
+    @functools.cache
+    def for_dialect(dialect: str) -> Statements:
+        get = sa.select(*_READ).where(tasks.c.user_id == _OWNER, tasks.c.id == _TASK, _LIVE)
+        insert, update = _writes(dialect)
+        open_count = sa.func.count().filter(tasks.c.status != _COMPLETED)
+        # Correlated, so it runs on both databases: each owner's newest purged revision.
+        newest_gone = (
+            sa.select(sa.func.max(tasks.c.revision))
+            .where(tasks.c.user_id == owners.c.user_id, _OLD_TOMBSTONE)
+            .scalar_subquery()
+        )
+        key = (idempotency_keys.c.user_id == _OWNER, idempotency_keys.c.key == sa.bindparam("k_key"))
+        return Statements(
+            get=get,
+            get_for_update=get.with_for_update(),
+            insert=insert,
+            update=update,
+            status_of=sa.select(tasks.c.status, tasks.c.deleted_at).where(
+                tasks.c.user_id == _OWNER, tasks.c.id == _TASK
+            ),
+            version_of=sa.select(tasks.c.version).where(tasks.c.user_id == _OWNER, tasks.c.id == _TASK),
+            clear_tags=task_tags.delete().where(*_MINE),
+            add_tag=task_tags.insert().values(user_id=_OWNER, task_id=_TASK, tag=sa.bindparam("tag_name")),
+            feed_live=_feed(include_deleted=False),
+            feed_all=_feed(include_deleted=True),
+            find_key=sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.task).where(*key),
+            remember_key=idempotency_keys.insert().values(
+                user_id=_OWNER,
+                key=sa.bindparam("k_key"),
+                fingerprint=sa.bindparam("k_fingerprint"),
+                task=sa.bindparam("k_snapshot"),
+                created_at=sa.bindparam("k_created_at", type_=idempotency_keys.c.created_at.type),
+            ),
+            tag_counts=sa.select(task_tags.c.tag, open_count.label("open"), sa.func.count().label("total"))
+            .join(tasks, sa.and_(tasks.c.user_id == task_tags.c.user_id, tasks.c.id == task_tags.c.task_id))
+            .where(task_tags.c.user_id == _OWNER, _LIVE)
+            .group_by(task_tags.c.tag)
+            .order_by(task_tags.c.tag),
+            purge_revisions=owners.update()
+            .where(newest_gone > owners.c.purged_revision)
+            .values(purged_revision=newest_gone),
+            purge_tasks=tasks.delete().where(_OLD_TOMBSTONE),
+            purge_keys=idempotency_keys.delete().where(
+                idempotency_keys.c.created_at
+                < sa.bindparam("keys_before", type_=idempotency_keys.c.created_at.type)
+            ),
+        )
+
+
+@functools.cache
+def drop_tags(count: int) -> sa.Delete:
+    """Removes `count` named tags (`:tag_0` …) of one task."""
+    names = [sa.bindparam(f"tag_{i}", type_=task_tags.c.tag.type) for i in range(count)]
+    return task_tags.delete().where(*_MINE, task_tags.c.tag.in_(names))
+
+
+# -- listing ----------------------------------------------------------------------------------------
+
+_SORT_COLUMNS: Mapping[SortField, sa.ColumnElement[Any]] = {
+    SortField.CREATED_AT: tasks.c.created_at,
+    SortField.UPDATED_AT: tasks.c.updated_at,
+    SortField.DUE_DATE: tasks.c.due_date,
+    SortField.PRIORITY: tasks.c.priority,
+    SortField.TITLE: tasks.c.title_key,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """Everything about a list query that changes its SQL text (its values do not)."""
+
+    sort: SortField
+    descending: bool
+    statuses: int
+    completed: bool | None
+    priorities: int
+    tags: int
+    text: bool
+    due_before: bool
+    due_after: bool
+    overdue: bool | None
+    cursor: str  # "" none, "null" after a NULL sort value, "value"
+    offset: bool
+    counters: tuple[Status, ...] | None  # the total from these counters, or None: count(*)
+
+
+@dataclass(frozen=True, slots=True)
+class FindPlan:
+    """A list query as statements plus their parameters: the page with its total in one
+    statement (the same snapshot), and the total alone for when the page is empty."""
+
+    page: sa.Select[Any]
+    total: sa.Select[Any]
+    params: dict[str, Any]
+
+
+def find_plan(owner: str, query: TaskQuery, now: datetime) -> FindPlan:
+    """Each filter's parameters are set here, and its SQL in `_find` under the same name."""
+    params: dict[str, Any] = {"owner": owner, "limit": query.limit + 1}
+    statuses = sorted(s.value for s in query.statuses)
+    params.update({f"status_{i}": s for i, s in enumerate(statuses)})
+    priorities = sorted(p.rank for p in query.priorities)
+    params.update({f"priority_{i}": p for i, p in enumerate(priorities)})
+    params.update({f"tag_{i}": t for i, t in enumerate(query.tags)})
+    if query.completed is not None or query.overdue is not None:
+        params["completed_status"] = _COMPLETED
+    if query.folded_text:
+        params["text"] = query.folded_text
+    if query.due_before is not None:
+        params["due_before"] = query.due_before
+    if query.due_after is not None:
+        params["due_after"] = query.due_after
+    if query.overdue is not None:
+        params["now"] = now
+    cursor = ""
+    if query.cursor is not None:
+        cursor = "null" if query.cursor.value is None else "value"
+        params["cursor_id"] = query.cursor.task_id
+        if query.cursor.value is not None:
+            params["cursor_value"] = query.cursor.value
+    if query.offset:
+        params["offset"] = query.offset
+    counters = counted_statuses(query)
+    shape = _Shape(
+        sort=query.sort.field,
+        descending=query.sort.descending,
+        statuses=len(statuses),
+        completed=query.completed,
+        priorities=len(priorities),
+        tags=len(query.tags),
+        text=bool(query.folded_text),
+        due_before=query.due_before is not None,
+        due_after=query.due_after is not None,
+        overdue=query.overdue,
+        cursor=cursor,
+        offset=bool(query.offset),
+        counters=None if counters is None else tuple(sorted(counters)),
+    )
+    page, total = _find(shape)
+    return FindPlan(page, total, params)
+
+
+def _named(name: str, column: sa.ColumnElement[Any]) -> sa.BindParameter[Any]:
+    return sa.bindparam(name, type_=column.type)
+
+
+@functools.lru_cache(maxsize=512)
+def _find(shape: _Shape) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    where: list[sa.ColumnElement[bool]] = [tasks.c.user_id == _OWNER, _LIVE]
+    status, completed = tasks.c.status, _named("completed_status", tasks.c.status)
+    if shape.statuses:
+        where.append(status.in_([_named(f"status_{i}", status) for i in range(shape.statuses)]))
+    if shape.completed is not None:
+        where.append(status == completed if shape.completed else status != completed)
+    if shape.priorities:
+        ranks = [_named(f"priority_{i}", tasks.c.priority) for i in range(shape.priorities)]
+        where.append(tasks.c.priority.in_(ranks))
+    for i in range(shape.tags):
+        where.append(
+            sa.exists().where(
+                task_tags.c.user_id == tasks.c.user_id,
+                task_tags.c.task_id == tasks.c.id,
+                task_tags.c.tag == _named(f"tag_{i}", task_tags.c.tag),
+            )
+        )
+    if shape.text:
+        where.append(position_of(tasks.c.search_text, sa.bindparam("text", type_=sa.Text())) > 0)
+    if shape.due_before:
+        where.append(tasks.c.due_date < _named("due_before", tasks.c.due_date))
+    if shape.due_after:
+        where.append(tasks.c.due_date >= _named("due_after", tasks.c.due_date))
+    if shape.overdue is not None:
+        overdue = sa.and_(
+            tasks.c.due_date.is_not(None),
+            tasks.c.due_date < _named("now", tasks.c.due_date),
+            status != completed,
+        )
+        where.append(overdue if shape.overdue else sa.not_(overdue))
+    if shape.counters is None:
+        total = sa.select(sa.func.count().label("total")).select_from(tasks).where(*where)
+    else:  # the per-status counters on the owner's row: O(1) whatever the owner's size
+        summed: sa.ColumnElement[Any] = sum(
+            (owners.c[STATUS_COUNT[s]] for s in shape.counters), sa.literal_column("0")
+        )
+        total = sa.select(summed.label("total")).where(owners.c.user_id == _OWNER)
+    column = _SORT_COLUMNS[shape.sort]
+    if shape.cursor:
+        where.append(_after(column, shape.cursor == "null", shape.descending))
+    by_value = column.desc() if shape.descending else column.asc()
+    if column is tasks.c.due_date:
+        # Only due_date can be NULL. Saying NULLS LAST on a NOT NULL column would stop
+        # PostgreSQL from reading its (user_id, column, id) index backwards.
+        by_value = by_value.nulls_last()
+    page = (
+        sa.select(*_READ, total.scalar_subquery().label("total"))
+        .where(*where)
+        .order_by(by_value, tasks.c.id.desc() if shape.descending else tasks.c.id.asc())
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+    )
+    if shape.offset:
+        page = page.offset(sa.bindparam("offset", type_=sa.Integer()))
+    return page, total
+
+
+def _after(column: sa.ColumnElement[Any], null_value: bool, descending: bool) -> sa.ColumnElement[bool]:
+    """Rows strictly after (:cursor_value, :cursor_id) in list order, where NULLs come last."""
+    task_id = _named("cursor_id", tasks.c.id)
+    if null_value:
+        return sa.and_(column.is_(None), tasks.c.id < task_id if descending else tasks.c.id > task_id)
+    position = sa.tuple_(column, tasks.c.id)
+    cursor = sa.tuple_(_named("cursor_value", column), task_id)
+    beyond = position < cursor if descending else position > cursor
+    return sa.or_(beyond, column.is_(None)) if column is tasks.c.due_date else beyond
