@@ -17,6 +17,7 @@ understands: `StorageUnavailable` (the domain's: retry later) and `DuplicateKey`
 from __future__ import annotations
 
 import asyncio
+import operator
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -127,20 +128,22 @@ _MAX_IDLE_SECONDS = 300.0
 class _Compiled:
     """A statement as asyncpg runs it: SQL text with `$n`, and where each argument comes from."""
 
-    __slots__ = ("arguments", "sql")
+    __slots__ = ("_constants", "_pick", "sql")
 
     def __init__(self, statement: sa.Executable) -> None:
         compiled = statement.compile(dialect=_PG_DIALECT)  # type: ignore[attr-defined]
         self.sql: str = compiled.string
-        binds = compiled.binds
-        # (name, constant): a parameter the caller names, or a constant SQLAlchemy bound itself.
-        self.arguments: list[tuple[str, Any]] = [
-            (name, None if binds[name].required else binds[name].effective_value)
-            for name in compiled.positiontup
-        ]
+        names = list(compiled.positiontup)
+        # Constants SQLAlchemy bound itself (the 1 of `revision + 1`); the caller names the rest.
+        self._constants = {
+            n: compiled.binds[n].effective_value for n in names if not compiled.binds[n].required
+        }
+        pick = operator.itemgetter(*names) if names else (lambda _: ())
+        self._pick = pick if len(names) != 1 else (lambda p: (p[names[0]],))
 
-    def args(self, params: Mapping[str, Any]) -> list[Any]:
-        return [params.get(name, constant) for name, constant in self.arguments]
+    def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        values: tuple[Any, ...] = self._pick({**self._constants, **params} if self._constants else params)
+        return values
 
 
 _COMPILED: dict[sa.Executable, _Compiled] = {}

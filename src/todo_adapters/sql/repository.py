@@ -23,7 +23,7 @@ from todo_adapters.sql.rows import (
     task_from_row,
     task_to_row,
 )
-from todo_adapters.sql.statements import Statements, drop_tags, find_plan, row_params
+from todo_adapters.sql.statements import COUNTERS, Statements, drop_tags, find_plan, row_params
 from todo_domain.errors import IdempotencyKeyInFlight, VersionConflict
 from todo_domain.model import Task
 from todo_domain.query import Page, TagCount, TaskQuery
@@ -31,6 +31,9 @@ from todo_domain.sync import FeedPage, Purged, StoredKey
 from todo_domain.values import Owner, Status, Tags
 
 __all__ = ["SqlTaskRepository"]
+
+# The parameters that move the owner's counters, in rows.count_changes' order.
+_DELTAS = [f"d_{name}" for name in COUNTERS]
 
 
 class SqlTaskRepository:
@@ -82,7 +85,7 @@ class SqlTaskRepository:
     def _write_params(task: Task, before: Status | None) -> dict[str, Any]:
         """The row's values, and how the owner's status counters move (`before` → now)."""
         params = row_params(task_to_row(task))
-        params.update({f"d_{name}": n for name, n in count_changes(before, counted(task)).items()})
+        params.update(zip(_DELTAS, count_changes(before, counted(task)).values(), strict=True))
         params["owner"], params["task_id"] = task.owner, task.id
         return params
 

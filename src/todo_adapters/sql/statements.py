@@ -95,9 +95,12 @@ def _row_values(names: Sequence[str]) -> dict[str, Any]:
     return {name: sa.bindparam(f"v_{name}", type_=tasks.c[name].type) for name in names}
 
 
+_ROW_PARAMS = [(name, f"v_{name}") for name in ROW_COLUMNS]
+
+
 def row_params(row: Mapping[str, Any]) -> dict[str, Any]:
     """A task row (rows.task_to_row) as the parameters of the write statements."""
-    return {f"v_{name}": row[name] for name in ROW_COLUMNS}
+    return {param: row[name] for name, param in _ROW_PARAMS}
 
 
 def _writes(dialect: str) -> tuple[Write, Write]:
