@@ -1,4 +1,5 @@
-# Two commands matter: `make run` (start the API on SQLite) and `make test` (everything CI runs).
+# Two commands matter: `make run` (start the API on SQLite) and `make test` (everything CI runs:
+# ruff, mypy --strict on the source and the tests, import-linter, pytest).
 # Each creates ./.venv and installs the project into it on first use.
 PYTHON ?= python3
 VENV := .venv
@@ -20,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy tests
 	$(BIN)/lint-imports
 
 test: lint

@@ -36,7 +36,7 @@ def service(uow: UnitOfWork, clock: FakeClock) -> TaskService:
 
 async def sync_all(
     service: TaskService, owner: str, since: str | None, limit: int = 3
-) -> tuple[dict, set, str]:
+) -> tuple[dict[object, object], set[object], str]:
     """Follows `next` until `has_more` is false; returns live tasks by id, deleted ids, token."""
     live: dict[object, object] = {}
     deleted: set[object] = set()

@@ -50,6 +50,8 @@ def running_server(env: dict[str, str], *, workers: int = 1, cwd: Path | None = 
         yield base
     finally:
         stop(process)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:

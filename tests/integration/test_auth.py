@@ -80,7 +80,7 @@ class Keys:
     """One private key per algorithm family Better Auth's JWT plugin can use."""
 
     def __init__(self) -> None:
-        self.private = {
+        self.private: dict[str, Any] = {
             "EdDSA": ed25519.Ed25519PrivateKey.generate(),
             "ES256": ec.generate_private_key(ec.SECP256R1()),
             "ES512": ec.generate_private_key(ec.SECP521R1()),
@@ -179,7 +179,7 @@ async def test_hs256_signed_with_the_public_key_is_refused(
 ) -> None:
     public = keys.private["RS256"].public_key()
     if form == "pem":
-        secret: bytes = public.public_bytes(  # type: ignore[union-attr]
+        secret: bytes = public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     else:
@@ -392,3 +392,14 @@ async def test_a_deleted_session_is_refused_on_the_next_check(session_db: str) -
     with pytest.raises(InvalidToken):
         await verifier.verify(signed("livetoken123"))
     await verifier.dispose()
+
+
+async def test_an_unreachable_session_database_is_unavailable_not_unauthorized() -> None:
+    """The token may be fine: the client should retry (503), not sign in again (401)."""
+    unreachable = DatabaseConfig("postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
+    verifier = SessionTokenVerifier(create_engine(unreachable), SECRET)
+    try:
+        with pytest.raises(AuthUnavailable, match="session database"):
+            await verifier.verify(signed("livetoken123"))
+    finally:
+        await verifier.dispose()

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,8 @@ REDIS = "redis://127.0.0.1:6379"
 
 
 @pytest.fixture(params=["memory", "redis"])
-def limiter_settings(request: pytest.FixtureRequest) -> dict[str, object]:
-    settings: dict[str, object] = {
+def limiter_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    settings: dict[str, Any] = {
         "rate_limit_enabled": True,
         "rate_limit_write": "30/minute",
         "rate_limit_read": "100/minute",
@@ -32,7 +33,7 @@ def limiter_settings(request: pytest.FixtureRequest) -> dict[str, object]:
 
 
 async def test_the_write_after_the_budget_is_429_with_accurate_headers(
-    limiter_settings: dict[str, object],
+    limiter_settings: dict[str, Any],
 ) -> None:
     alice, bob = auth("alice"), auth("bob")
     async with serve(app_for(**limiter_settings)) as client:
@@ -60,7 +61,7 @@ async def test_the_write_after_the_budget_is_429_with_accurate_headers(
             assert (await client.get("/metrics")).status_code == 200
 
 
-async def test_concurrent_writes_get_exactly_the_budget(limiter_settings: dict[str, object]) -> None:
+async def test_concurrent_writes_get_exactly_the_budget(limiter_settings: dict[str, Any]) -> None:
     headers = auth(f"u{uuid.uuid4().hex}")
     async with serve(app_for(**limiter_settings)) as client:
         responses = await asyncio.gather(

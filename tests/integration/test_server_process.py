@@ -63,6 +63,8 @@ def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
         assert process.wait(20) in (0, -signal.SIGTERM)
     finally:
         stop(process)
-    output = process.stdout.read().decode() if process.stdout else ""
+    assert process.stdout is not None
+    with process.stdout:
+        output = process.stdout.read().decode()
     assert "Application shutdown complete" in output
     assert secret not in output

@@ -130,10 +130,10 @@ async def test_a_connection_dropped_while_in_use_fails_one_call_and_the_next_one
     try:
         task = await service.create("dropped", NewTask(title="survives"))
         await _terminate_the_pooled_connection(uow, postgres_url)
-        outcomes = []
+        outcomes: list[str] = []
         for _ in range(2):
             try:
-                outcomes.append((await service.get("dropped", task.id)).title)
+                outcomes.append(str((await service.get("dropped", task.id)).title))
             except StorageUnavailable:
                 outcomes.append("unavailable")
         assert outcomes[-1] == "survives"

@@ -7,6 +7,8 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -20,3 +22,13 @@ def test_the_readme_python_example_runs_and_prints_the_completed_task() -> None:
     with contextlib.redirect_stdout(out):
         exec(compile(example, str(README), "exec"), {"__name__": "__readme__"})
     assert out.getvalue().strip() == "completed 1 ['Buy milk']"
+
+
+def test_the_readme_database_example_runs_on_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (example,) = [b for b in python_blocks() if "SqlUnitOfWork.from_url" in b]
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(example, str(README), "exec"), {"__name__": "__readme__"})
+    assert out.getvalue().strip() == "Buy milk"
+    assert (tmp_path / "todo-example.db").exists()

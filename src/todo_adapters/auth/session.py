@@ -21,10 +21,13 @@ from urllib.parse import unquote
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from todo_adapters.auth.base import InvalidToken, Principal, check_subject
-from todo_adapters.sql.backends import storage_errors
+from todo_adapters.auth.base import AuthUnavailable, InvalidToken, Principal, check_subject
 
 __all__ = ["SessionTable", "SessionTokenVerifier"]
+
+# What an unreachable or overloaded session database raises (not a misconfigured table: that
+# stays a bug with a traceback).
+_STORE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +83,11 @@ class SessionTokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         raw = self._checked_token(unquote(token))
-        async with storage_errors(), self._engine.connect() as connection:
-            row = (await connection.execute(self._select, {"token": raw})).first()
+        try:
+            async with self._engine.connect() as connection:
+                row = (await connection.execute(self._select, {"token": raw})).first()
+        except _STORE_DOWN as exc:  # the token cannot be checked now: 503, not 401
+            raise AuthUnavailable("Better Auth's session database is unreachable") from exc
         if row is None:
             raise InvalidToken("the session does not exist")
         user_id, expires_at = row
