@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from dependency_injector import containers, providers
+from limits import RateLimitItem
 
 from todo_adapters.auth import (
     JwksVerifier,
@@ -14,6 +16,7 @@ from todo_adapters.auth import (
     SessionTokenVerifier,
     SharedSecretVerifier,
     TokenRouter,
+    TokenVerifier,
 )
 from todo_adapters.memory import InMemoryUnitOfWork
 from todo_adapters.ratelimit import RateLimiter, parse_limit
@@ -27,13 +30,26 @@ from todo_domain import SystemClock, TaskService, UnitOfWork, Uuid7Generator
 from todo_entrypoints.dev_secret import load_or_create_secret
 from todo_entrypoints.settings import Environment, Settings
 
-__all__ = ["Container", "HealthCheck"]
+__all__ = ["Adapters", "Container", "HealthCheck"]
 
 log = logging.getLogger("todo")
 
 HealthCheck = tuple[str, Callable[[], Awaitable[None]], bool]
 """(name, probe, critical): a failing critical probe makes the service unready (503); a
 failing non-critical one (e.g. Redis with the fallback limiter) only makes it degraded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Adapters:
+    """What the HTTP app needs, resolved once from the container when it starts; handlers
+    receive it through one dependency (http/deps.py) instead of asking the container."""
+
+    service: TaskService
+    verifier: TokenVerifier
+    rate_limiter: RateLimiter | None
+    read_limit: RateLimitItem
+    write_limit: RateLimitItem
+    health_checks: tuple[HealthCheck, ...]
 
 
 def _unit_of_work(settings: Settings) -> UnitOfWork:
@@ -146,3 +162,12 @@ class Container(containers.DeclarativeContainer):
     write_limit = providers.Singleton(lambda s: parse_limit(s.rate_limit_write), settings)
     health_checks = providers.Singleton(_health_checks, unit_of_work, rate_limiter, jwks_verifier, settings)
     database_description = providers.Callable(_describe, settings)
+    adapters = providers.Singleton(
+        Adapters,
+        service=service,
+        verifier=verifier,
+        rate_limiter=rate_limiter,
+        read_limit=read_limit,
+        write_limit=write_limit,
+        health_checks=providers.Callable(tuple, health_checks),
+    )

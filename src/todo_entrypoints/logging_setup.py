@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from todo_entrypoints.http.problems import request_id_var
+from todo_entrypoints.http import context
 from todo_entrypoints.settings import Environment, Settings
 
 __all__ = ["configure_logging"]
@@ -23,7 +23,7 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = request_id_var.get()
+            record.request_id = context.current().request_id
         return True
 
 

@@ -66,7 +66,7 @@ def create_app(container: Container | None = None, settings: Settings | None = N
         if isinstance(uow, SqlUnitOfWork):
             await uow.ensure_schema()
             app.state.metrics.watch_pool(uow)
-        container.verifier()  # fail fast on auth misconfiguration, log how to get a token
+        deps.resolve_adapters(app)  # fail fast on auth misconfiguration, log how to get a token
         jwks = container.jwks_verifier()
         if jwks is not None:
             await jwks.warm_up()  # not fatal: an unreachable JWKS means 503s until it answers

@@ -1,16 +1,16 @@
 """What handlers may ask for, as Annotated aliases; the only module that reads the container.
 
-Handlers never build adapters: they name `ServiceDep`, `OwnerDep`… and get what the
-composition root (`app.state.container`) built. The container is read through the request
-rather than by dependency-injector's `Depends(Provide[...])` wiring: FastAPI treats a
-`Provide` marker as a synchronous dependency and runs it in a worker thread, which measured
-at several milliseconds per request on this machine (bench/run.py). Tests still swap
-adapters with the container's `override()`.
+Handlers never build adapters: they name `ServiceDep`, `OwnerDep`… and get them from the
+`Adapters` record the container resolved once when the app started (`app.state.adapters`),
+not from the container on every request. Not dependency-injector's `Depends(Provide[...])`
+wiring: FastAPI treats a `Provide` marker as a synchronous dependency and runs it in a worker
+thread, which measured at several milliseconds per request on this machine (bench/run.py).
+Tests still swap adapters with the container's `override()` before the app starts.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,7 +18,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from todo_adapters.auth import InvalidToken, Principal, TokenVerifier
 from todo_adapters.ratelimit import RateLimiter, RateLimitUnavailable
 from todo_domain import TaskService
-from todo_entrypoints.container import Container, HealthCheck
+from todo_entrypoints.container import Adapters, Container, HealthCheck
+from todo_entrypoints.http import context
 from todo_entrypoints.http.problems import HttpProblem
 
 __all__ = ["HealthChecksDep", "OwnerDep", "ServiceDep", "require_path_owner"]
@@ -28,19 +29,22 @@ _bearer = HTTPBearer(
 )
 
 
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
+def resolve_adapters(app: Any) -> Adapters:
+    """The app's Adapters, resolved from its container once: at start-up by the lifespan (a
+    server run without one resolves them on its first request)."""
+    adapters: Adapters | None = getattr(app.state, "adapters", None)
+    if adapters is None:
+        container: Container = app.state.container
+        adapters = app.state.adapters = container.adapters()
+    return adapters
 
 
 async def _service(request: Request) -> TaskService:
-    service: TaskService = _container(request).service()
-    return service
+    return resolve_adapters(request.app).service
 
 
-async def _health_checks(request: Request) -> list[HealthCheck]:
-    checks: list[HealthCheck] = _container(request).health_checks()
-    return checks
+async def _health_checks(request: Request) -> tuple[HealthCheck, ...]:
+    return resolve_adapters(request.app).health_checks
 
 
 async def _owner(
@@ -70,12 +74,12 @@ async def _authenticate(
             if header is None
             else "the Authorization header is not 'Bearer <token>'"
         )
-    verifier: TokenVerifier = _container(request).verifier()
+    verifier: TokenVerifier = resolve_adapters(request.app).verifier
     try:
         principal = await verifier.verify(credentials.credentials)
     except InvalidToken as refused:
         return refused
-    request.state.user = principal.subject
+    context.current().user = principal.subject
     return principal
 
 
@@ -84,12 +88,12 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 async def _rate_limit(request: Request, caller: Principal | InvalidToken) -> None:
     """Reads and writes are counted separately."""
-    container = _container(request)
-    limiter: RateLimiter | None = container.rate_limiter()
+    adapters = resolve_adapters(request.app)
+    limiter: RateLimiter | None = adapters.rate_limiter
     if limiter is None:
         return
     reading = request.method in _READ_METHODS
-    item = container.read_limit() if reading else container.write_limit()
+    item = adapters.read_limit if reading else adapters.write_limit
     who = f"user:{caller.subject}" if isinstance(caller, Principal) else f"ip:{_client_ip(request)}"
     try:
         decision = await limiter.hit(item, f"{'read' if reading else 'write'}:{who}")
@@ -114,7 +118,7 @@ async def _rate_limit(request: Request, caller: Principal | InvalidToken) -> Non
             headers={**headers, "Retry-After": str(decision.reset_seconds)},
             extra={"retry_after": decision.reset_seconds},
         )
-    request.state.response_headers = headers  # added to whatever response the route returns
+    context.current().response_headers.update(headers)  # added to whatever response follows
 
 
 def _client_ip(request: Request) -> str:
@@ -123,7 +127,7 @@ def _client_ip(request: Request) -> str:
 
 ServiceDep = Annotated[TaskService, Depends(_service)]
 OwnerDep = Annotated[str, Depends(_owner)]
-HealthChecksDep = Annotated[list[HealthCheck], Depends(_health_checks)]
+HealthChecksDep = Annotated[tuple[HealthCheck, ...], Depends(_health_checks)]
 
 
 async def require_path_owner(

@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_adapters.sql import SqlUnitOfWork
-from todo_entrypoints.http.problems import HttpProblem, request_id_var
+from todo_entrypoints.http import context
+from todo_entrypoints.http.problems import HttpProblem
 
 __all__ = ["BodyTooLarge", "Metrics", "RequestContextMiddleware"]
 
@@ -81,7 +82,7 @@ class RequestContextMiddleware:
         request_id = incoming if incoming and _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         # Not reset afterwards: each request runs in its own task (its own context copy), and
         # the last-resort 500 handler runs after this middleware has returned.
-        request_id_var.set(request_id)
+        facts = context.start(request_id)
         started = time.perf_counter()
         status = 500
         raw_id = request_id.encode()
@@ -90,11 +91,10 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                extra = (scope.get("state") or {}).get("response_headers") or {}
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", raw_id),
-                    *((k.lower().encode(), v.encode()) for k, v in extra.items()),
+                    *((k.lower().encode(), v.encode()) for k, v in facts.response_headers.items()),
                 ]
             await send(message)
 
@@ -106,7 +106,6 @@ class RequestContextMiddleware:
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)
-            state = scope.get("state") or {}
             access_log.info(
                 "%s %s %s %.1fms",
                 method,
@@ -119,7 +118,7 @@ class RequestContextMiddleware:
                     "path": scope.get("path"),
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
-                    "user": state.get("user"),
+                    "user": facts.user,
                     "request_id": request_id,
                 },
             )

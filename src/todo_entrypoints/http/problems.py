@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -29,11 +28,11 @@ from todo_domain.errors import (
     ValidationFailed,
     VersionConflict,
 )
+from todo_entrypoints.http import context
 
-__all__ = ["PROBLEM_JSON", "HttpProblem", "install_problem_handlers", "problem_response", "request_id_var"]
+__all__ = ["PROBLEM_JSON", "HttpProblem", "install_problem_handlers", "problem_response"]
 
 PROBLEM_JSON = "application/problem+json"
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 log = logging.getLogger("todo.http")
 
 
@@ -112,7 +111,7 @@ def problem_response(
         "detail": detail,
         "instance": request.url.path,
         "code": code,
-        "request_id": request_id_var.get(),
+        "request_id": context.current().request_id,
     }
     if errors:
         body["errors"] = [{"field": e.field, "message": e.message, "code": e.code} for e in errors]
@@ -152,13 +151,13 @@ def _domain_problem(request: Request, exc: DomainError) -> Response:
 
 
 def _internal(request: Request, exc: BaseException) -> Response:
-    log.error("unhandled error (request %s)", request_id_var.get(), exc_info=exc)
+    log.error("unhandled error (request %s)", context.current().request_id, exc_info=exc)
     # Answered by Starlette's outermost middleware, past our request-id middleware: add it here.
     return problem_response(
         request,
         500,
         "An unexpected error occurred; it has been logged.",
-        headers={"X-Request-ID": request_id_var.get()},
+        headers={"X-Request-ID": context.current().request_id},
     )
 
 
