@@ -12,8 +12,9 @@ import base64
 import binascii
 import enum
 import json
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -122,12 +123,20 @@ class Cursor:
     @classmethod
     def decode(cls, token: str) -> Cursor:
         try:
+            if len(token) > _MAX_CURSOR:  # also keeps json.loads from recursing without end
+                raise ValueError("cursor too long")
             padded = token + "=" * (-len(token) % 4)
             field_name, descending, value, task_id = json.loads(base64.urlsafe_b64decode(padded))
             sort = Sort(SortField(field_name), bool(descending))
             return cls(sort, _decode_value(sort.field, value), UUID(task_id))
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error):
             raise InvalidQuery.one("cursor", "is not a valid cursor", "invalid_cursor") from None
+
+
+# A cursor holds one sort value (a title key of ≤ 255 characters folded, at most a few times
+# longer) and an id: anything longer is not ours.
+_MAX_CURSOR = 4096
+_NOT_IN_A_TITLE = re.compile("[\x00-\x1f\x7f]")
 
 
 def _decode_value(sort_field: SortField, value: object) -> SortValue:
@@ -139,13 +148,14 @@ def _decode_value(sort_field: SortField, value: object) -> SortValue:
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is None:
             raise ValueError("naive datetime")
-        return moment
+        return moment.astimezone(UTC)  # OverflowError past year 9999 in UTC
     if sort_field is SortField.PRIORITY:
         if not isinstance(value, int) or isinstance(value, bool) or value not in (0, 1, 2):
             raise ValueError("bad rank")
         return value
-    if not isinstance(value, str):
+    if not isinstance(value, str) or _NOT_IN_A_TITLE.search(value):
         raise ValueError("bad title")
+    value.encode()  # a lone surrogate raises UnicodeEncodeError, a ValueError
     return value
 
 

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 MAX_CHANGES = 1000
+_MAX_REVISION = 2**63 - 1
 
 
 class IdempotencyKey(str):
@@ -90,8 +91,10 @@ class ChangeToken:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
             version, revision, issued = raw.split(":")
-            if version != "v1":
+            if version != "v1" or not (revision.isascii() and revision.isdigit()):
                 raise ValueError(version)
+            if int(revision) > _MAX_REVISION:  # revisions are BIGINT in the database
+                raise ValueError(revision)
             return cls(int(revision), datetime.fromtimestamp(int(issued), UTC))
         except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError, OSError):
             raise InvalidQuery.one(

@@ -39,6 +39,15 @@ class TokenVerifier(Protocol):
 def check_subject(subject: object, expires_at: object = None) -> Principal:
     if not isinstance(subject, str) or not subject:
         raise InvalidToken("the token has no subject (sub)")
-    if len(subject) > MAX_SUBJECT or any(c < " " or c == "\x7f" for c in subject):
+    if len(subject) > MAX_SUBJECT or any(c < " " or c == "\x7f" for c in subject) or not _encodable(subject):
         raise InvalidToken("the token's subject (sub) is not a valid user id")
     return Principal(subject, float(expires_at) if isinstance(expires_at, int | float) else None)
+
+
+def _encodable(text: str) -> bool:
+    """False for a lone surrogate (JSON allows "\\ud800"; UTF-8, logs and databases do not)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -6,6 +6,7 @@ secret (algorithm confusion) can never reach a JWKS verifier, and vice versa.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,7 @@ __all__ = ["HMAC_ALGORITHMS", "SharedSecretVerifier", "decode_checked", "mint_to
 
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 _FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c")
+_TIME_CLAIMS = ("exp", "nbf", "iat")
 
 
 def decode_checked(
@@ -31,7 +33,7 @@ def decode_checked(
 ) -> Mapping[str, Any]:
     """PyJWT decode with our claim rules; every failure becomes InvalidToken with a reason."""
     try:
-        return jwt.decode(
+        claims: Mapping[str, Any] = jwt.decode(
             token,
             key,
             algorithms=list(algorithms),
@@ -56,6 +58,16 @@ def decode_checked(
         raise InvalidToken("the token's algorithm is not accepted") from None
     except jwt.PyJWTError:
         raise InvalidToken("the token is malformed") from None
+    except (OverflowError, ValueError, TypeError):  # PyJWT's int() of an exp like 1e400
+        raise InvalidToken("the token's time claims (exp/nbf/iat) are not numbers") from None
+    for name in _TIME_CLAIMS:
+        value = claims.get(name)
+        # PyJWT would take "1800000000" (a string) and True for numbers: RFC 7519 says NumericDate.
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+        ):
+            raise InvalidToken(f"the token's '{name}' claim is not a number")
+    return claims
 
 
 def check_header(header: Mapping[str, Any]) -> None:

@@ -36,7 +36,8 @@ def matches(header: str, task: Task) -> bool:
 
 def _version(tag: str) -> int | None:
     digits = tag[1:-1] if len(tag) >= 2 and tag[0] == tag[-1] == '"' else ""
-    return int(digits) if digits.isdigit() and len(digits) < 10 else None
+    # isascii: str.isdigit() also accepts "²", which int() refuses.
+    return int(digits) if digits.isascii() and digits.isdigit() and len(digits) < 10 else None
 
 
 NO_VERSION = 0  # versions start at 1, so this never matches: a guaranteed 412
