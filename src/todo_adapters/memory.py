@@ -167,6 +167,7 @@ class _Repository:
             owner_state = store.owners[task.owner]
             owner_state[1] = max(owner_state[1], store.revisions.pop(task.id))
             del store.tasks[task.id]
+            store.row_locks.pop(task.id, None)
         stale = [slot for slot, (_, created) in store.keys.items() if created < keys_before]
         for slot in stale:
             del store.keys[slot]

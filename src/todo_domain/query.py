@@ -12,14 +12,13 @@ import base64
 import binascii
 import enum
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from todo_domain.errors import InvalidQuery, InvalidTask
-from todo_domain.values import Priority, Status, Tags, utc
+from todo_domain.values import Priority, Status, Tags, is_clean_text, utc
 
 if TYPE_CHECKING:
     from todo_domain.model import Task
@@ -136,7 +135,6 @@ class Cursor:
 # A cursor holds one sort value (a title key of ≤ 255 characters folded, at most a few times
 # longer) and an id: anything longer is not ours.
 _MAX_CURSOR = 4096
-_NOT_IN_A_TITLE = re.compile("[\x00-\x1f\x7f]")
 
 
 def _decode_value(sort_field: SortField, value: object) -> SortValue:
@@ -153,9 +151,8 @@ def _decode_value(sort_field: SortField, value: object) -> SortValue:
         if not isinstance(value, int) or isinstance(value, bool) or value not in (0, 1, 2):
             raise ValueError("bad rank")
         return value
-    if not isinstance(value, str) or _NOT_IN_A_TITLE.search(value):
+    if not isinstance(value, str) or not is_clean_text(value):  # NUL, a lone surrogate…
         raise ValueError("bad title")
-    value.encode()  # a lone surrogate raises UnicodeEncodeError, a ValueError
     return value
 
 
@@ -213,7 +210,7 @@ class TaskQuery:
     def _check_text(text: str) -> None:
         if len(text) > MAX_TEXT:
             raise InvalidQuery.one("q", f"must have at most {MAX_TEXT} characters", "too_long")
-        if any(c < " " or c == "\x7f" or "\ud800" <= c <= "\udfff" for c in text):
+        if not is_clean_text(text):
             raise InvalidQuery.one("q", "must not contain control characters", "control_character")
 
     @property

@@ -26,6 +26,7 @@ __all__ = [
     "Status",
     "Tags",
     "Title",
+    "is_clean_text",
     "utc",
 ]
 
@@ -40,6 +41,12 @@ MAX_OWNER = 255
 # (a per-character Python loop cost ~1 µs per title on every read).
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _FORBIDDEN_BUT_WHITESPACE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def is_clean_text(value: str) -> bool:
+    """No control character (C0, DEL) and no lone surrogate: the rule of titles, owners and
+    search text, for values that are not built into one of those (cursors, queries)."""
+    return _FORBIDDEN.search(value) is None
 
 
 def _check_text(field: str, value: str, *, multiline: bool = False) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from todo_domain.errors import InvalidTask
+from todo_domain.values import Owner
+
 __all__ = ["MAX_TOKEN_BYTES", "AuthUnavailable", "InvalidToken", "Principal", "TokenVerifier"]
 
 MAX_TOKEN_BYTES = 8192
-MAX_SUBJECT = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +41,8 @@ class TokenVerifier(Protocol):
 def check_subject(subject: object, expires_at: object = None) -> Principal:
     if not isinstance(subject, str) or not subject:
         raise InvalidToken("the token has no subject (sub)")
-    if len(subject) > MAX_SUBJECT or any(c < " " or c == "\x7f" for c in subject) or not _encodable(subject):
-        raise InvalidToken("the token's subject (sub) is not a valid user id")
-    return Principal(subject, float(expires_at) if isinstance(expires_at, int | float) else None)
-
-
-def _encodable(text: str) -> bool:
-    """False for a lone surrogate (JSON allows "\\ud800"; UTF-8, logs and databases do not)."""
     try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+        Owner(subject)  # the domain's rule for user ids: 1–255 characters, no control or lone surrogate
+    except InvalidTask:
+        raise InvalidToken("the token's subject (sub) is not a valid user id") from None
+    return Principal(subject, float(expires_at) if isinstance(expires_at, int | float) else None)

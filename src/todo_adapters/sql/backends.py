@@ -20,7 +20,7 @@ import asyncio
 import operator
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 import asyncpg
@@ -67,7 +67,7 @@ class Session(Protocol):
 class Backend(Protocol):
     dialect: str
 
-    def session(self, *, read_only: bool) -> Any:
+    def session(self, *, read_only: bool) -> AbstractAsyncContextManager[Session]:
         """`async with backend.session(read_only=…) as session`: rolled back unless committed."""
         ...
 

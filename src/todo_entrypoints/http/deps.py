@@ -10,9 +10,9 @@ Tests still swap adapters with the container's `override()` before the app start
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from todo_adapters.auth import InvalidToken, Principal, TokenVerifier
@@ -29,7 +29,7 @@ _bearer = HTTPBearer(
 )
 
 
-def resolve_adapters(app: Any) -> Adapters:
+def resolve_adapters(app: FastAPI) -> Adapters:
     """The app's Adapters, resolved from its container once: at start-up by the lifespan (a
     server run without one resolves them on its first request)."""
     adapters: Adapters | None = getattr(app.state, "adapters", None)
