@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from todo_adapters.sql import DatabaseConfig, SqlUnitOfWork
-from todo_adapters.sql import engine as engine_module
+from todo_adapters.sql import backends as backends_module
 from todo_adapters.sql.unit_of_work import SqlTransaction
 from todo_domain import NewTask, StorageUnavailable, TaskPatch, TaskService
 
@@ -77,7 +77,7 @@ async def test_pgbouncer_mode_prepares_no_lasting_statements(postgres_url: str) 
 async def test_a_connection_dropped_while_idle_never_reaches_the_caller(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)
+    monkeypatch.setattr(backends_module, "IDLE_PING_SECONDS", 0.0)
     uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
     service = TaskService(uow)
     try:
@@ -124,7 +124,7 @@ def test_the_back_end_follows_the_url(tmp_path: Any) -> None:
 async def test_a_connection_dropped_while_in_use_fails_one_call_and_the_next_one_heals(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 3600.0)  # no ping: the query finds out
+    monkeypatch.setattr(backends_module, "IDLE_PING_SECONDS", 3600.0)  # no ping: the query finds out
     uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
     service = TaskService(uow)
     try:

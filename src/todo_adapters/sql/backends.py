@@ -239,6 +239,10 @@ class PostgresBackend:
         connection = await self._live_connection(pool)
         try:
             yield connection
+        except asyncpg.InternalClientError:  # its protocol is confused: never hand it out again
+            if not _gone(connection):
+                connection.terminate()
+            raise
         except asyncpg.InterfaceError as exc:
             if _gone(connection):  # otherwise a bug of ours (bad arguments…): not a 503
                 raise StorageUnavailable("the database connection was lost") from exc
