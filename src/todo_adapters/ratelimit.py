@@ -13,8 +13,9 @@ import math
 import time
 from dataclasses import dataclass
 
+import redis.asyncio as redis
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
@@ -55,16 +56,20 @@ class RateLimiter:
     ) -> None:
         self._fallback = MovingWindowRateLimiter(MemoryStorage())
         self._shared: MovingWindowRateLimiter | None = None
-        self._storage: Storage | None = None
+        self._storage: RedisStorage | None = None
+        self._pool: redis.ConnectionPool | None = None
         if redis_url is not None:
-            uri = redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
+            plain = redis_url.removeprefix("async+")
+            # Our own pool (limits would build one it never closes), so close() can end it.
+            self._pool = redis.ConnectionPool.from_url(
+                plain, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
             self._storage = RedisStorage(
-                uri,
+                f"async+{plain}",
                 implementation="redispy",
                 wrap_exceptions=True,
                 key_prefix=key_prefix,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
+                connection_pool=self._pool,  # type: ignore[arg-type]  # limits types options as scalars
             )
             self._shared = MovingWindowRateLimiter(self._storage)
         self._timeout = timeout
@@ -92,6 +97,11 @@ class RateLimiter:
                 raise ConnectionError("Redis is unreachable") from exc
             if not healthy:
                 raise ConnectionError("Redis is unreachable")
+
+    async def close(self) -> None:
+        """Closes the Redis connections."""
+        if self._pool is not None:
+            await self._pool.aclose()
 
     @staticmethod
     async def _hit(strategy: MovingWindowRateLimiter, item: RateLimitItem, key: str) -> Decision:

@@ -95,19 +95,16 @@ def _token(args: argparse.Namespace) -> None:
 
 
 def _purge(_: argparse.Namespace) -> None:
-    from todo_entrypoints.container import Container
+    from todo_entrypoints.container import Container, provide, shut_down
 
     settings = _settings()
     container = Container(settings=settings)
 
     async def run() -> None:
-        uow = container.unit_of_work()
         try:
-            purged = await container.service().purge()
+            purged = await (await provide(container.service)).purge()
         finally:
-            dispose = getattr(uow, "dispose", None)
-            if dispose is not None:
-                await dispose()
+            await shut_down(container)
         days, hours = settings.tombstone_retention_days, settings.idempotency_retention_hours
         print(
             f"purged {purged.tombstones} tombstones older than {days} days "
@@ -136,7 +133,7 @@ def _masked(settings: Settings) -> dict[str, object]:
 
 
 def _check(_: argparse.Namespace) -> None:
-    from todo_entrypoints.container import Container
+    from todo_entrypoints.container import Container, provide, shut_down
 
     settings = _settings()
     for name, value in _masked(settings).items():
@@ -145,17 +142,16 @@ def _check(_: argparse.Namespace) -> None:
 
     async def probe() -> bool:
         ok = True
-        for name, check, _critical in container.health_checks():
-            try:
-                await asyncio.wait_for(check(), 10)
-                print(f"{name}: ok")
-            except Exception as exc:
-                print(f"{name}: FAILED ({type(exc).__name__}: {exc})")
-                ok = False
-        uow = container.unit_of_work()
-        dispose = getattr(uow, "dispose", None)
-        if dispose is not None:
-            await dispose()
+        try:
+            for name, check, _critical in await provide(container.health_checks):
+                try:
+                    await asyncio.wait_for(check(), 10)
+                    print(f"{name}: ok")
+                except Exception as exc:
+                    print(f"{name}: FAILED ({type(exc).__name__}: {exc})")
+                    ok = False
+        finally:
+            await shut_down(container)
         return ok
 
     if not asyncio.run(probe()):

@@ -1,12 +1,22 @@
-"""The composition root: the only place that chooses adapters. Nothing is built until asked."""
+"""The composition root: the only place that chooses adapters. Nothing is built until asked.
+
+What holds connections is a dependency-injector `Resource` (the store's pool, the rate
+limiter's Redis client, the JWKS HTTP client, Better Auth's session engine): opened on first
+use, closed by `await container.shutdown_resources()`. Because those resources are async, so
+is every provider built on them: read values with `await provide(container.x)`, which also
+accepts a provider a test `override()`s with a plain object.
+"""
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
+import httpx
 from dependency_injector import containers, providers
 from limits import RateLimitItem
 
@@ -30,7 +40,9 @@ from todo_domain import SystemClock, TaskService, UnitOfWork, Uuid7Generator
 from todo_entrypoints.dev_secret import load_or_create_secret
 from todo_entrypoints.settings import Environment, Settings
 
-__all__ = ["Adapters", "Container", "HealthCheck"]
+__all__ = ["Adapters", "Container", "HealthCheck", "provide", "shut_down"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("todo")
 
@@ -50,13 +62,35 @@ class Adapters:
     read_limit: RateLimitItem
     write_limit: RateLimitItem
     health_checks: tuple[HealthCheck, ...]
+    pool_usage: Callable[[], tuple[int, int]] | None
+    """(connections in use, connections open) of the SQL store, for metrics."""
 
 
-def _unit_of_work(settings: Settings) -> UnitOfWork:
-    """In memory, or SQL (asyncpg for PostgreSQL, SQLAlchemy/aiosqlite for SQLite)."""
+async def provide(provider: providers.Provider[T]) -> T:
+    """A provider's value, awaited when resources make it async."""
+    value: Any = provider()
+    return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
+
+
+async def shut_down(container: containers.Container) -> None:
+    """Closes every resource the container opened, in reverse order of opening."""
+    pending = container.shutdown_resources()
+    if pending is not None:
+        await pending
+
+
+async def _unit_of_work(settings: Settings) -> AsyncIterator[UnitOfWork]:
+    """In memory, or SQL (asyncpg for PostgreSQL, SQLAlchemy/aiosqlite for SQLite), its schema
+    brought up to date first when AUTO_MIGRATE says so; the pool is closed at shutdown."""
     if settings.is_memory:
-        return InMemoryUnitOfWork()
-    return SqlUnitOfWork.from_config(settings.database, auto_migrate=settings.should_migrate)
+        yield InMemoryUnitOfWork()
+        return
+    uow = SqlUnitOfWork.from_config(settings.database, auto_migrate=settings.should_migrate)
+    try:
+        await uow.ensure_schema()
+        yield uow
+    finally:
+        await uow.dispose()
 
 
 def _shared_secret(settings: Settings) -> SharedSecretVerifier | None:
@@ -77,22 +111,30 @@ def _shared_secret(settings: Settings) -> SharedSecretVerifier | None:
     )
 
 
-def _jwks(settings: Settings) -> JwksVerifier | None:
+async def _jwks(settings: Settings) -> AsyncIterator[JwksVerifier | None]:
+    """Keys fetched at start-up (not fatal: an unreachable JWKS means 503s until it answers),
+    over one HTTP client kept for the process."""
     if settings.auth_jwks_url is None:
-        return None
-    return JwksVerifier(
-        settings.auth_jwks_url,
-        issuer=settings.auth_issuer,
-        audience=settings.auth_audience,
-        leeway=settings.auth_leeway_seconds,
-        timeout=settings.auth_jwks_timeout_seconds,
-    )
+        yield None
+        return
+    async with httpx.AsyncClient() as client:
+        verifier = JwksVerifier(
+            settings.auth_jwks_url,
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+            leeway=settings.auth_leeway_seconds,
+            timeout=settings.auth_jwks_timeout_seconds,
+            client=client,
+        )
+        await verifier.warm_up()
+        yield verifier
 
 
-def _session(settings: Settings) -> SessionTokenVerifier | None:
+async def _session(settings: Settings) -> AsyncIterator[SessionTokenVerifier | None]:
     url, secret = settings.auth_session_database_url, settings.auth_jwt_secret
     if url is None or secret is None:
-        return None
+        yield None
+        return
     engine = create_engine(DatabaseConfig(url.get_secret_value(), pool_size=5, max_overflow=5))
     table = SessionTable(
         settings.auth_session_table,
@@ -100,20 +142,29 @@ def _session(settings: Settings) -> SessionTokenVerifier | None:
         settings.auth_session_user_column,
         settings.auth_session_expires_column,
     )
-    return SessionTokenVerifier(
+    verifier = SessionTokenVerifier(
         engine, secret.get_secret_value(), table=table, allow_unsigned=settings.auth_session_allow_unsigned
     )
+    try:
+        yield verifier
+    finally:
+        await verifier.dispose()
 
 
-def _rate_limiter(settings: Settings) -> RateLimiter | None:
+async def _rate_limiter(settings: Settings) -> AsyncIterator[RateLimiter | None]:
     if not settings.rate_limit_enabled:
-        return None
+        yield None
+        return
     redis = None if settings.redis_url is None else settings.redis_url.get_secret_value()
-    return RateLimiter(
+    limiter = RateLimiter(
         redis_url=redis,
         key_prefix=settings.rate_limit_key_prefix,
         fail_closed=settings.rate_limit_fail_closed,
     )
+    try:
+        yield limiter
+    finally:
+        await limiter.close()
 
 
 def _health_checks(
@@ -129,6 +180,10 @@ def _health_checks(
     return checks
 
 
+def _pool_usage(uow: UnitOfWork) -> Callable[[], tuple[int, int]] | None:
+    return uow.pool_usage if isinstance(uow, SqlUnitOfWork) else None
+
+
 def _describe(settings: Settings) -> str:
     return "in-memory" if settings.is_memory else safe_url(settings.database_url.get_secret_value())
 
@@ -138,7 +193,7 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(Uuid7Generator)
-    unit_of_work = providers.Singleton(_unit_of_work, settings)
+    unit_of_work = providers.Resource(_unit_of_work, settings)
     service = providers.Singleton(
         TaskService,
         unit_of_work,
@@ -152,12 +207,12 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     shared_secret_verifier = providers.Singleton(_shared_secret, settings)
-    jwks_verifier = providers.Singleton(_jwks, settings)
-    session_verifier = providers.Singleton(_session, settings)
+    jwks_verifier = providers.Resource(_jwks, settings)
+    session_verifier = providers.Resource(_session, settings)
     verifier = providers.Singleton(
         TokenRouter, hmac=shared_secret_verifier, jwks=jwks_verifier, session=session_verifier
     )
-    rate_limiter = providers.Singleton(_rate_limiter, settings)
+    rate_limiter = providers.Resource(_rate_limiter, settings)
     read_limit = providers.Singleton(lambda s: parse_limit(s.rate_limit_read), settings)
     write_limit = providers.Singleton(lambda s: parse_limit(s.rate_limit_write), settings)
     health_checks = providers.Singleton(_health_checks, unit_of_work, rate_limiter, jwks_verifier, settings)
@@ -170,4 +225,5 @@ class Container(containers.DeclarativeContainer):
         read_limit=read_limit,
         write_limit=write_limit,
         health_checks=providers.Callable(tuple, health_checks),
+        pool_usage=providers.Callable(_pool_usage, unit_of_work),
     )

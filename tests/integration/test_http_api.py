@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from todo_domain import NewTask, StorageUnavailable, TaskService
-from todo_entrypoints.container import Container
+from todo_entrypoints.container import Container, provide
 
 from .http_support import app_for, auth, make_settings, serve
 
@@ -437,7 +437,7 @@ async def test_500_is_a_problem_without_internals() -> None:
             raise RuntimeError("secret internals: password=hunter2")
 
     container = Container(settings=make_settings())
-    container.service.override(Exploding(container.unit_of_work()))
+    container.service.override(Exploding(await provide(container.unit_of_work)))
     async with serve(app_for_container(container), raise_app_exceptions=False) as c:
         response = await c.get("/api/tasks", headers=A)
     body = assert_problem(response, 500, "internal_error")
@@ -533,7 +533,7 @@ async def test_docs_are_served_without_a_cdn(client: httpx.AsyncClient) -> None:
 
 async def test_the_python_api_and_http_share_one_store() -> None:
     container = Container(settings=make_settings())
-    task = await container.service().create(ALICE, NewTask(title="from python"))
+    task = await (await provide(container.service)).create(ALICE, NewTask(title="from python"))
     async with serve(app_for_container(container)) as c:
         assert (await c.get(f"/api/tasks/{task.id}", headers=A)).json()["title"] == "from python"
 

@@ -15,8 +15,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from todo_adapters.sql import SqlUnitOfWork
-from todo_entrypoints.container import Container
+from todo_entrypoints.container import Container, shut_down
 from todo_entrypoints.http import deps, operations, routes
 from todo_entrypoints.http.middleware import Metrics, RequestContextMiddleware
 from todo_entrypoints.http.openapi import install_openapi
@@ -62,26 +61,19 @@ def create_app(container: Container | None = None, settings: Settings | None = N
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        uow = container.unit_of_work()
-        if isinstance(uow, SqlUnitOfWork):
-            await uow.ensure_schema()
-            app.state.metrics.watch_pool(uow)
-        deps.resolve_adapters(app)  # fail fast on auth misconfiguration, log how to get a token
-        jwks = container.jwks_verifier()
-        if jwks is not None:
-            await jwks.warm_up()  # not fatal: an unreachable JWKS means 503s until it answers
-        log.info("tasks API ready (database: %s)", container.database_description())
-        gc.collect()
-        gc.freeze()  # start-up objects never need collecting again; keeps GC pauses short
-        gc.set_threshold(*GC_THRESHOLDS)
         try:
+            # Opens the store (migrating when AUTO_MIGRATE says so), the JWKS keys, Redis; fails
+            # fast on auth misconfiguration and logs how to get a development token.
+            adapters = await deps.resolve_adapters(app)
+            if adapters.pool_usage is not None:
+                app.state.metrics.watch_pool(adapters.pool_usage)
+            log.info("tasks API ready (database: %s)", container.database_description())
+            gc.collect()
+            gc.freeze()  # start-up objects never need collecting again; keeps GC pauses short
+            gc.set_threshold(*GC_THRESHOLDS)
             yield
         finally:
-            if isinstance(uow, SqlUnitOfWork):
-                await uow.dispose()
-            session = container.session_verifier()
-            if session is not None:
-                await session.dispose()
+            await shut_down(container)
 
     app = FastAPI(
         title="Tasks API",
@@ -103,7 +95,7 @@ def create_app(container: Container | None = None, settings: Settings | None = N
             (registered first, so it does not pay for matching the task routes)."""
             return {"hello": "world"}
 
-    # Every task route names OwnerDep, which authenticates and applies the rate limits.
+    # Every task route names RateLimitedOwnerDep, which authenticates and applies the rate limits.
     app.include_router(routes.router, prefix="/api", tags=["tasks"])
     app.include_router(
         routes.router,

@@ -1,6 +1,6 @@
 """What handlers may ask for, as Annotated aliases; the only module that reads the container.
 
-Handlers never build adapters: they name `ServiceDep`, `OwnerDep`… and get them from the
+Handlers never build adapters: they name `ServiceDep`, `RateLimitedOwnerDep`… and get them from the
 `Adapters` record the container resolved once when the app started (`app.state.adapters`),
 not from the container on every request. Not dependency-injector's `Depends(Provide[...])`
 wiring: FastAPI treats a `Provide` marker as a synchronous dependency and runs it in a worker
@@ -18,44 +18,43 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from todo_adapters.auth import InvalidToken, Principal, TokenVerifier
 from todo_adapters.ratelimit import RateLimiter, RateLimitUnavailable
 from todo_domain import TaskService
-from todo_entrypoints.container import Adapters, Container, HealthCheck
+from todo_entrypoints.container import Adapters, Container, HealthCheck, provide
 from todo_entrypoints.http import context
 from todo_entrypoints.http.problems import HttpProblem
 
-__all__ = ["HealthChecksDep", "OwnerDep", "ServiceDep", "require_path_owner"]
+__all__ = ["HealthChecksDep", "RateLimitedOwnerDep", "ServiceDep", "require_path_owner"]
 
 _bearer = HTTPBearer(
     auto_error=False, description="A JWT (Better Auth JWKS or shared secret) or a Better Auth session token"
 )
 
 
-def resolve_adapters(app: FastAPI) -> Adapters:
+async def resolve_adapters(app: FastAPI) -> Adapters:
     """The app's Adapters, resolved from its container once: at start-up by the lifespan (a
     server run without one resolves them on its first request)."""
     adapters: Adapters | None = getattr(app.state, "adapters", None)
-    if adapters is None:
+    if adapters is None:  # concurrent first calls share one resolution (an async Singleton)
         container: Container = app.state.container
-        adapters = app.state.adapters = container.adapters()
+        adapters = app.state.adapters = await provide(container.adapters)
     return adapters
 
 
 async def _service(request: Request) -> TaskService:
-    return resolve_adapters(request.app).service
+    return (await resolve_adapters(request.app)).service
 
 
 async def _health_checks(request: Request) -> tuple[HealthCheck, ...]:
-    return resolve_adapters(request.app).health_checks
+    return (await resolve_adapters(request.app)).health_checks
 
 
-async def _owner(
+async def _authenticated_within_limits(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> str:
-    """The token's subject: every task this request touches belongs to it.
-
-    Rate limits come first, counted per subject (per client IP without a valid token, so a
-    flood of bad tokens is limited too). One dependency on purpose: FastAPI's dependency
-    resolution costs tens of microseconds per node on every request.
-    """
+    """The token's subject (every task this request touches belongs to it), once the request
+    is counted against the rate limits: per subject, or per client IP without a valid token,
+    so a flood of bad tokens is limited too. Authentication and limiting are two functions
+    run by one dependency on purpose: FastAPI's dependency resolution costs tens of
+    microseconds per node on every request."""
     caller = await _authenticate(request, credentials)
     await _rate_limit(request, caller)
     if isinstance(caller, InvalidToken):
@@ -74,7 +73,7 @@ async def _authenticate(
             if header is None
             else "the Authorization header is not 'Bearer <token>'"
         )
-    verifier: TokenVerifier = resolve_adapters(request.app).verifier
+    verifier: TokenVerifier = (await resolve_adapters(request.app)).verifier
     try:
         principal = await verifier.verify(credentials.credentials)
     except InvalidToken as refused:
@@ -88,7 +87,7 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 async def _rate_limit(request: Request, caller: Principal | InvalidToken) -> None:
     """Reads and writes are counted separately."""
-    adapters = resolve_adapters(request.app)
+    adapters = await resolve_adapters(request.app)
     limiter: RateLimiter | None = adapters.rate_limiter
     if limiter is None:
         return
@@ -126,13 +125,13 @@ def _client_ip(request: Request) -> str:
 
 
 ServiceDep = Annotated[TaskService, Depends(_service)]
-OwnerDep = Annotated[str, Depends(_owner)]
+RateLimitedOwnerDep = Annotated[str, Depends(_authenticated_within_limits)]
 HealthChecksDep = Annotated[tuple[HealthCheck, ...], Depends(_health_checks)]
 
 
 async def require_path_owner(
     user_id: Annotated[str, Path(min_length=1, max_length=255, description="must equal the token's subject")],
-    owner: OwnerDep,
+    owner: RateLimitedOwnerDep,
 ) -> None:
     """For the `/api/{user_id}/…` routes: the path names the caller, or the request is refused."""
     if user_id != owner:

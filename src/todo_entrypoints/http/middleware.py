@@ -10,12 +10,12 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_adapters.sql import SqlUnitOfWork
 from todo_entrypoints.http import context
 from todo_entrypoints.http.problems import HttpProblem
 
@@ -58,10 +58,10 @@ class Metrics:
             "db_pool_connections_open", "Database connections the pool holds open", registry=self.registry
         )
 
-    def watch_pool(self, uow: SqlUnitOfWork) -> None:
-        """Reads the pool's numbers at scrape time."""
-        self.pool_in_use.set_function(lambda: uow.pool_usage()[0])
-        self.pool_size.set_function(lambda: uow.pool_usage()[1])
+    def watch_pool(self, usage: Callable[[], tuple[int, int]]) -> None:
+        """Reads the pool's numbers (in use, open) at scrape time."""
+        self.pool_in_use.set_function(lambda: usage()[0])
+        self.pool_size.set_function(lambda: usage()[1])
 
 
 def BodyTooLarge(limit: int) -> HttpProblem:  # noqa: N802  (an error constructor)

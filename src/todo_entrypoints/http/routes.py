@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from todo_domain import Task, TaskNotFound, TaskQuery, TaskService
 from todo_entrypoints.http.bodies import read_json, read_optional_json
 from todo_entrypoints.http.conditional import etag, expected_version, matches
-from todo_entrypoints.http.deps import OwnerDep, ServiceDep
+from todo_entrypoints.http.deps import RateLimitedOwnerDep, ServiceDep
 from todo_entrypoints.http.listing import list_query, paging_headers
 from todo_entrypoints.http.openapi import ERRORS, body_schema
 from todo_entrypoints.http.schemas import (
@@ -80,7 +80,10 @@ def _task_response(task: Task, status: int = 200, headers: dict[str, str] | None
     },
 )
 async def list_tasks(
-    request: Request, owner: OwnerDep, service: ServiceDep, query: Annotated[TaskQuery, Depends(list_query)]
+    request: Request,
+    owner: RateLimitedOwnerDep,
+    service: ServiceDep,
+    query: Annotated[TaskQuery, Depends(list_query)],
 ) -> Response:
     page = await service.list(owner, query)
     body = dump_json([task_to_wire(t) for t in page.items])
@@ -104,7 +107,10 @@ async def list_tasks(
     },
 )
 async def create_task(
-    request: Request, owner: OwnerDep, service: ServiceDep, idempotency_key: IdempotencyKeyHeader = None
+    request: Request,
+    owner: RateLimitedOwnerDep,
+    service: ServiceDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     body = await read_json(request, TaskCreateIn)
     draft = to_new_task(body)
@@ -131,7 +137,7 @@ async def create_task(
     responses=ERRORS(401, 403, 410, 422),
 )
 async def list_changes(
-    owner: OwnerDep,
+    owner: RateLimitedOwnerDep,
     service: ServiceDep,
     since: Annotated[str | None, Query(max_length=200, description="`next` of the previous call")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -146,7 +152,7 @@ async def list_changes(
     responses={200: {"headers": ETAG_HEADER}, 304: {"description": "not modified"}, **ERRORS(401, 403, 404)},
 )
 async def get_task(
-    task_id: str, owner: OwnerDep, service: ServiceDep, if_none_match: IfNoneMatch = None
+    task_id: str, owner: RateLimitedOwnerDep, service: ServiceDep, if_none_match: IfNoneMatch = None
 ) -> Response:
     task = await service.get(owner, _task_id(task_id))
     if if_none_match is not None and matches(if_none_match, task):
@@ -166,7 +172,7 @@ async def _write_version(service: TaskService, owner: str, task_id: UUID, if_mat
     responses={200: {"headers": ETAG_HEADER}, **ERRORS(400, 401, 403, 404, 412, 413, 415, 422)},
 )
 async def replace_task(
-    request: Request, task_id: str, owner: OwnerDep, service: ServiceDep, if_match: IfMatch = None
+    request: Request, task_id: str, owner: RateLimitedOwnerDep, service: ServiceDep, if_match: IfMatch = None
 ) -> Response:
     uid = _task_id(task_id)
     body = await read_json(request, TaskCreateIn)
@@ -182,7 +188,7 @@ async def replace_task(
     responses={200: {"headers": ETAG_HEADER}, **ERRORS(400, 401, 403, 404, 412, 413, 415, 422)},
 )
 async def update_task(
-    request: Request, task_id: str, owner: OwnerDep, service: ServiceDep, if_match: IfMatch = None
+    request: Request, task_id: str, owner: RateLimitedOwnerDep, service: ServiceDep, if_match: IfMatch = None
 ) -> Response:
     uid = _task_id(task_id)
     body = await read_json(request, TaskPatchIn)
@@ -198,7 +204,7 @@ async def update_task(
     responses={204: {"description": "deleted"}, **ERRORS(401, 403, 404, 412)},
 )
 async def delete_task(
-    task_id: str, owner: OwnerDep, service: ServiceDep, if_match: IfMatch = None
+    task_id: str, owner: RateLimitedOwnerDep, service: ServiceDep, if_match: IfMatch = None
 ) -> Response:
     uid = _task_id(task_id)
     version = await _write_version(service, owner, uid, if_match)
@@ -215,7 +221,7 @@ async def delete_task(
     responses={200: {"headers": ETAG_HEADER}, **ERRORS(400, 401, 403, 404, 412, 413, 415, 422)},
 )
 async def complete_task(
-    request: Request, task_id: str, owner: OwnerDep, service: ServiceDep, if_match: IfMatch = None
+    request: Request, task_id: str, owner: RateLimitedOwnerDep, service: ServiceDep, if_match: IfMatch = None
 ) -> Response:
     uid = _task_id(task_id)
     body = await read_optional_json(request, CompleteIn)
@@ -230,5 +236,5 @@ async def complete_task(
     summary="Tags with their open and total task counts",
     responses=ERRORS(401, 403),
 )
-async def list_tags(owner: OwnerDep, service: ServiceDep) -> Response:
+async def list_tags(owner: RateLimitedOwnerDep, service: ServiceDep) -> Response:
     return JSONBytes(dump_json([tag_to_wire(t) for t in await service.list_tags(owner)]))
