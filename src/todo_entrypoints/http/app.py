@@ -18,9 +18,8 @@ from fastapi.staticfiles import StaticFiles
 from todo_entrypoints.container import Container, shut_down
 from todo_entrypoints.http import deps, operations, routes
 from todo_entrypoints.http.middleware import Metrics, RequestContextMiddleware
-from todo_entrypoints.http.openapi import install_openapi
+from todo_entrypoints.http.openapi import install_problem_schema
 from todo_entrypoints.http.problems import install_problem_handlers
-from todo_entrypoints.http.schemas import CompleteIn, TaskCreateIn, TaskPatchIn
 from todo_entrypoints.settings import Settings
 
 __all__ = ["create_app"]
@@ -105,7 +104,7 @@ def create_app(container: Container | None = None, settings: Settings | None = N
     )
     app.include_router(operations.router)
     _install_docs(app)
-    install_openapi(app, [TaskCreateIn, TaskPatchIn, CompleteIn], common_errors=(429, 500, 503))
+    install_problem_schema(app)
 
     app.add_middleware(
         CORSMiddleware,

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_entrypoints.http import context
-from todo_entrypoints.http.problems import HttpProblem
 
 __all__ = ["BodyTooLarge", "Metrics", "RequestContextMiddleware"]
 
@@ -64,8 +64,10 @@ class Metrics:
         self.pool_size.set_function(lambda: usage()[1])
 
 
-def BodyTooLarge(limit: int) -> HttpProblem:  # noqa: N802  (an error constructor)
-    return HttpProblem(413, "payload_too_large", f"The request body exceeds {limit} bytes.")
+def BodyTooLarge(limit: int) -> HTTPException:  # noqa: N802  (an error constructor)
+    """Raised while the app reads the body: an HTTPException, the one kind FastAPI's body
+    reader lets through (it turns any other error into a 400); answered as problem+json."""
+    return HTTPException(413, f"The request body exceeds {limit} bytes.")
 
 
 class RequestContextMiddleware:

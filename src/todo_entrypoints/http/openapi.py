@@ -1,18 +1,18 @@
-"""Keeps the OpenAPI document truthful: problem+json error responses with their real status
-codes, request bodies we parse ourselves, and no trace of FastAPI's default 422 shape."""
+"""Error responses in the OpenAPI document: every one is problem+json (`ERRORS(…)`, declared by
+the routes and, for the statuses any route can answer, by the router), so FastAPI never adds
+its default 422 shape."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic.json_schema import models_json_schema
 
 from todo_entrypoints.http.problems import PROBLEM_JSON, TITLES
 
-__all__ = ["ERRORS", "Problem", "body_schema", "install_openapi"]
+__all__ = ["ERRORS", "Problem", "install_problem_schema", "merge_patch_too"]
 
 _REF = "#/components/schemas/{model}"
 
@@ -48,44 +48,24 @@ def ERRORS(*statuses: int) -> dict[int | str, dict[str, Any]]:  # noqa: N802  (r
     return {status: _problem(status) for status in statuses}
 
 
-def body_schema(
-    model: type[BaseModel], *, merge_patch: bool = False, required: bool = True
-) -> dict[str, Any]:
+def merge_patch_too(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` for a PATCH: the declared JSON body is accepted as merge-patch too."""
     schema = {"schema": {"$ref": _REF.format(model=model.__name__)}}
-    content = {"application/json": schema}
-    if merge_patch:
-        content["application/merge-patch+json"] = schema
-    return {"requestBody": {"required": required, "content": content}}
+    return {"requestBody": {"content": {"application/merge-patch+json": schema}}}
 
 
-def install_openapi(app: FastAPI, body_models: list[type[BaseModel]], common_errors: tuple[int, ...]) -> None:
-    """Replaces `app.openapi` with a generator that adds our models and error responses."""
+def install_problem_schema(app: FastAPI) -> None:
+    """Adds the Problem model to the document's components. Error responses name it under
+    `application/problem+json`, which FastAPI's `responses={…: {"model": …}}` cannot say (it
+    files every model under the route's own media type, application/json)."""
+    generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        document = get_openapi(
-            title=app.title,
-            version=app.version,
-            description=app.description,
-            routes=app.routes,
-        )
-        components = document.setdefault("components", {}).setdefault("schemas", {})
-        models: list[type[BaseModel]] = [*body_models, Problem]
-        mode: JsonSchemaMode = "validation"
-        _, defs = models_json_schema([(m, mode) for m in models], ref_template=_REF)
-        components.update(defs.get("$defs", {}))
-        for name in ("HTTPValidationError", "ValidationError"):
-            components.pop(name, None)
-        for path, operations in document.get("paths", {}).items():
-            for operation in operations.values():
-                responses = operation.setdefault("responses", {})
-                if "422" in responses and "HTTPValidationError" in str(responses["422"]):
-                    responses["422"] = _problem(422)
-                if path.startswith("/api"):
-                    for status in common_errors:
-                        responses.setdefault(str(status), _problem(status))
-        app.openapi_schema = document
-        return document
+        if app.openapi_schema is None:
+            document = generate()  # FastAPI keeps it in app.openapi_schema
+            _, defs = models_json_schema([(Problem, "validation")], ref_template=_REF)
+            document.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+            return document
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

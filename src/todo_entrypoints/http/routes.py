@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from todo_domain import Task, TaskNotFound, TaskQuery, TaskService
-from todo_entrypoints.http.bodies import read_json, read_optional_json
+from todo_entrypoints.http.bodies import JsonOnly
 from todo_entrypoints.http.conditional import etag, expected_version, matches
 from todo_entrypoints.http.deps import RateLimitedOwnerDep, ServiceDep
 from todo_entrypoints.http.listing import list_query, paging_headers
-from todo_entrypoints.http.openapi import ERRORS, body_schema
+from todo_entrypoints.http.openapi import ERRORS, merge_patch_too
 from todo_entrypoints.http.schemas import (
     ChangesOut,
     CompleteIn,
@@ -32,7 +32,8 @@ from todo_entrypoints.http.schemas import (
 
 __all__ = ["router"]
 
-router = APIRouter()
+# Statuses any task route can answer (a malformed user in `/api/{user_id}/…` is a 422 too).
+router = APIRouter(responses=ERRORS(422, 429, 500, 503))
 
 IfMatch = Annotated[str | None, Header(description='"<version>" or *; a mismatch is 412')]
 IdempotencyKeyHeader = Annotated[
@@ -95,7 +96,6 @@ async def list_tasks(
     status_code=201,
     response_model=TaskOut,
     summary="Create a task",
-    openapi_extra=body_schema(TaskCreateIn),
     responses={
         201: {
             "headers": {
@@ -109,10 +109,11 @@ async def list_tasks(
 async def create_task(
     request: Request,
     owner: RateLimitedOwnerDep,
+    _: JsonOnly,
+    body: TaskCreateIn,
     service: ServiceDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    body = await read_json(request, TaskCreateIn)
     draft = to_new_task(body)
     if idempotency_key is None:
         task, replayed = await service.create(owner, draft), False
@@ -168,14 +169,17 @@ async def _write_version(service: TaskService, owner: str, task_id: UUID, if_mat
     "/tasks/{task_id}",
     response_model=TaskOut,
     summary="Replace a task",
-    openapi_extra=body_schema(TaskCreateIn),
     responses={200: {"headers": ETAG_HEADER}, **ERRORS(400, 401, 403, 404, 412, 413, 415, 422)},
 )
 async def replace_task(
-    request: Request, task_id: str, owner: RateLimitedOwnerDep, service: ServiceDep, if_match: IfMatch = None
+    task_id: str,
+    owner: RateLimitedOwnerDep,
+    _: JsonOnly,
+    body: TaskCreateIn,
+    service: ServiceDep,
+    if_match: IfMatch = None,
 ) -> Response:
     uid = _task_id(task_id)
-    body = await read_json(request, TaskCreateIn)
     version = await _write_version(service, owner, uid, if_match)
     return _task_response(await service.replace(owner, uid, to_new_task(body), expected_version=version))
 
@@ -184,14 +188,18 @@ async def replace_task(
     "/tasks/{task_id}",
     response_model=TaskOut,
     summary="Change some fields of a task",
-    openapi_extra=body_schema(TaskPatchIn, merge_patch=True),
+    openapi_extra=merge_patch_too(TaskPatchIn),
     responses={200: {"headers": ETAG_HEADER}, **ERRORS(400, 401, 403, 404, 412, 413, 415, 422)},
 )
 async def update_task(
-    request: Request, task_id: str, owner: RateLimitedOwnerDep, service: ServiceDep, if_match: IfMatch = None
+    task_id: str,
+    owner: RateLimitedOwnerDep,
+    _: JsonOnly,
+    body: TaskPatchIn,
+    service: ServiceDep,
+    if_match: IfMatch = None,
 ) -> Response:
     uid = _task_id(task_id)
-    body = await read_json(request, TaskPatchIn)
     version = await _write_version(service, owner, uid, if_match)
     return _task_response(await service.update(owner, uid, to_patch(body), expected_version=version))
 
@@ -217,14 +225,17 @@ async def delete_task(
     response_model=TaskOut,
     summary="Complete, reopen or toggle a task",
     description='No body toggles; `{"completed": true|false}` sets (idempotent).',
-    openapi_extra=body_schema(CompleteIn, required=False),
     responses={200: {"headers": ETAG_HEADER}, **ERRORS(400, 401, 403, 404, 412, 413, 415, 422)},
 )
 async def complete_task(
-    request: Request, task_id: str, owner: RateLimitedOwnerDep, service: ServiceDep, if_match: IfMatch = None
+    task_id: str,
+    owner: RateLimitedOwnerDep,
+    _: JsonOnly,
+    service: ServiceDep,
+    body: CompleteIn | None = None,
+    if_match: IfMatch = None,
 ) -> Response:
     uid = _task_id(task_id)
-    body = await read_optional_json(request, CompleteIn)
     completed = None if body is None else body.completed
     version = await _write_version(service, owner, uid, if_match)
     return _task_response(await service.set_completed(owner, uid, completed, expected_version=version))
