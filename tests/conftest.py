@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from todo_adapters.memory import InMemoryUnitOfWork
-from todo_adapters.sql import DatabaseConfig, SqlUnitOfWork, create_engine
+from todo_adapters.memory import InMemoryStore
+from todo_adapters.sql import DatabaseConfig, SqlStore, create_engine
 from todo_adapters.sql.migrate import migrate
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -87,12 +87,12 @@ def adapter(request: pytest.FixtureRequest) -> str:
 async def uow(adapter: str, request: pytest.FixtureRequest) -> AsyncIterator[object]:
     """A unit of work of each kind: the contract suites run once per adapter."""
     if adapter == "memory":
-        yield InMemoryUnitOfWork()
+        yield InMemoryStore()
         return
     if adapter == "sqlite":
-        sql = SqlUnitOfWork.from_url(request.getfixturevalue("sqlite_url"))
+        sql = SqlStore.from_url(request.getfixturevalue("sqlite_url"))
     else:  # asyncpg: what the server runs on PostgreSQL
-        sql = SqlUnitOfWork.from_url(request.getfixturevalue("postgres_url"), auto_migrate=False)
+        sql = SqlStore.from_url(request.getfixturevalue("postgres_url"), auto_migrate=False)
     yield sql
     await sql.dispose()
 

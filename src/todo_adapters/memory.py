@@ -24,9 +24,9 @@ from uuid import UUID
 from todo_domain.errors import IdempotencyKeyInFlight, VersionConflict
 from todo_domain.model import Task
 from todo_domain.query import Page, TagCount, TaskQuery, compare, sort_value
-from todo_domain.sync import FeedPage, Purged, StoredKey
+from todo_domain.sync import FeedPage, StoredKey
 
-__all__ = ["InMemoryUnitOfWork"]
+__all__ = ["InMemoryStore", "InMemoryUnitOfWork"]
 
 
 def _copy(task: Task) -> Task:
@@ -40,7 +40,7 @@ async def _round_trip() -> None:
 
 @dataclass
 class _Store:
-    """Everything committed, shared by all transactions of one InMemoryUnitOfWork."""
+    """Everything committed, shared by all transactions of one InMemoryStore."""
 
     tasks: dict[UUID, Task] = field(default_factory=dict)
     revisions: dict[UUID, int] = field(default_factory=dict)
@@ -51,12 +51,11 @@ class _Store:
     row_locks: dict[UUID, asyncio.Lock] = field(default_factory=dict)
 
 
-class _Repository:
+class _Tasks:
     def __init__(self, store: _Store) -> None:
         self._store = store
         self._committed = store.tasks
         self.staged: dict[UUID, tuple[Task, int | None]] = {}
-        self.staged_keys: dict[tuple[str, str], StoredKey] = {}
         self._locked: list[UUID] = []
 
     async def _lock(self, task_id: UUID) -> None:
@@ -131,65 +130,95 @@ class _Repository:
                 entry[1] += 1
         return [TagCount(name, open_, total) for name, (open_, total) in sorted(counts.items())]
 
-    async def changes_since(
-        self, owner: str, revision: int, limit: int, *, include_deleted: bool
-    ) -> FeedPage:
-        await _round_trip()
-        revisions = self._store.revisions
-        rows = sorted(
-            (revisions[t.id], _copy(t))
-            for t in self._committed.values()
-            if t.owner == owner and revisions[t.id] > revision and (include_deleted or not t.deleted)
-        )
-        current, purged = self._store.owners.get(owner, [0, 0])
-        return FeedPage(tuple(rows[: limit + 1]), current, purged)
-
-    async def find_key(self, owner: str, key: str) -> StoredKey | None:
-        await _round_trip()
-        found = self._store.keys.get((owner, key))
-        return None if found is None else StoredKey(found[0].fingerprint, _copy(found[0].task))
-
-    async def remember_key(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
-        await _round_trip()
-        slot = (owner, key)
-        if slot in self._store.keys or slot in self._store.keys_in_flight:
-            raise IdempotencyKeyInFlight()
-        self._store.keys_in_flight.add(slot)
-        self.staged_keys[slot] = StoredKey(fingerprint, _copy(task))
-
-    async def purge(self, tombstones_before: datetime, keys_before: datetime) -> Purged:
+    async def purge_tombstones(self, before: datetime) -> int:
         await _round_trip()
         store = self._store
-        old = [
-            t for t in store.tasks.values() if t.deleted_at is not None and t.deleted_at < tombstones_before
-        ]
+        old = [t for t in store.tasks.values() if t.deleted_at is not None and t.deleted_at < before]
         for task in old:
             owner_state = store.owners[task.owner]
             owner_state[1] = max(owner_state[1], store.revisions.pop(task.id))
             del store.tasks[task.id]
             store.row_locks.pop(task.id, None)
-        stale = [slot for slot, (_, created) in store.keys.items() if created < keys_before]
-        for slot in stale:
-            del store.keys[slot]
-        return Purged(len(old), len(stale))
+        return len(old)
 
     def release(self) -> None:
-        """Ends what this transaction holds: its keys in flight and its row locks."""
-        self._store.keys_in_flight.difference_update(self.staged_keys)
+        """Ends the row locks this transaction holds."""
         for task_id in self._locked:
             self._store.row_locks[task_id].release()  # kept: one small lock per task, like its row
         self._locked.clear()
+
+
+class _Feed:
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+
+    async def since(self, owner: str, revision: int, limit: int, *, include_deleted: bool) -> FeedPage:
+        await _round_trip()
+        revisions = self._store.revisions
+        rows = sorted(
+            (revisions[t.id], _copy(t))
+            for t in self._store.tasks.values()
+            if t.owner == owner and revisions[t.id] > revision and (include_deleted or not t.deleted)
+        )
+        current, purged = self._store.owners.get(owner, [0, 0])
+        return FeedPage(tuple(rows[: limit + 1]), current, purged)
+
+
+class _Keys:
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+        self.staged: dict[tuple[str, str], StoredKey] = {}
+
+    async def find(self, owner: str, key: str) -> StoredKey | None:
+        await _round_trip()
+        found = self._store.keys.get((owner, key))
+        return None if found is None else StoredKey(found[0].fingerprint, _copy(found[0].task))
+
+    async def remember(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
+        await _round_trip()
+        slot = (owner, key)
+        if slot in self._store.keys or slot in self._store.keys_in_flight:
+            raise IdempotencyKeyInFlight()
+        self._store.keys_in_flight.add(slot)
+        self.staged[slot] = StoredKey(fingerprint, _copy(task))
+
+    async def purge(self, before: datetime) -> int:
+        await _round_trip()
+        stale = [slot for slot, (_, created) in self._store.keys.items() if created < before]
+        for slot in stale:
+            del self._store.keys[slot]
+        return len(stale)
+
+    def release(self) -> None:
+        """Ends what this transaction holds: its keys in flight."""
+        self._store.keys_in_flight.difference_update(self.staged)
+        self.staged.clear()
 
 
 class _Transaction:
     def __init__(self, store: _Store) -> None:
         self._store = store
         self._committed = store.tasks
-        self._tasks = _Repository(store)
+        self._tasks = _Tasks(store)
+        self._keys = _Keys(store)
+        self._feed = _Feed(store)
 
     @property
-    def tasks(self) -> _Repository:
+    def tasks(self) -> _Tasks:
         return self._tasks
+
+    @property
+    def keys(self) -> _Keys:
+        return self._keys
+
+    @property
+    def feed(self) -> _Feed:
+        return self._feed
+
+    def release(self) -> None:
+        """Ends what this transaction holds: row locks and keys in flight."""
+        self._tasks.release()
+        self._keys.release()
 
     async def commit(self) -> None:
         await _round_trip()
@@ -206,14 +235,13 @@ class _Transaction:
             owner_state[0] += 1
             self._store.revisions[task_id] = owner_state[0]
         staged.clear()
-        for slot, stored in self._tasks.staged_keys.items():
+        for slot, stored in self._keys.staged.items():
             self._store.keys[slot] = (stored, stored.task.created_at)
-        self._tasks.release()
-        self._tasks.staged_keys.clear()
+        self.release()
 
 
-class InMemoryUnitOfWork:
-    """A process-local store; every `begin()` is an isolated transaction over it."""
+class InMemoryStore:
+    """A process-local task store; every `begin()` is an isolated unit of work over it."""
 
     def __init__(self) -> None:
         self._store = _Store()
@@ -225,4 +253,8 @@ class InMemoryUnitOfWork:
         try:
             yield transaction
         finally:
-            transaction.tasks.release()
+            transaction.release()
+
+
+InMemoryUnitOfWork = InMemoryStore
+"""The name InMemoryStore had before 0.2 (it hands out units of work; it is not one)."""

@@ -1,6 +1,9 @@
 """The tasks domain: entity, rules, use cases and ports. Standard library only.
 
 from todo_domain import TaskService, NewTask
+from todo_adapters.memory import InMemoryStore
+
+tasks = TaskService(InMemoryStore())
 """
 
 from todo_domain.errors import (
@@ -15,15 +18,25 @@ from todo_domain.errors import (
     ValidationFailed,
     VersionConflict,
 )
-from todo_domain.model import UNSET, NewTask, Task, TaskPatch
-from todo_domain.ports import Clock, IdGenerator, TaskRepository, Transaction, UnitOfWork
+from todo_domain.model import EDITABLE_FIELDS, UNSET, NewTask, Task, TaskPatch
+from todo_domain.ports import (
+    ChangeFeed,
+    Clock,
+    IdempotencyKeys,
+    IdGenerator,
+    TaskRepository,
+    TaskStore,
+    UnitOfWork,
+)
 from todo_domain.query import Cursor, Page, Sort, SortField, TagCount, TaskQuery
 from todo_domain.service import TaskService
 from todo_domain.system import SystemClock, Uuid7Generator
 from todo_domain.values import Frequency, Priority, Recurrence, Status
 
 __all__ = [
+    "EDITABLE_FIELDS",
     "UNSET",
+    "ChangeFeed",
     "ChangeTokenExpired",
     "Clock",
     "Cursor",
@@ -32,6 +45,7 @@ __all__ = [
     "Frequency",
     "IdGenerator",
     "IdempotencyKeyReused",
+    "IdempotencyKeys",
     "InvalidQuery",
     "InvalidTask",
     "NewTask",
@@ -50,7 +64,7 @@ __all__ = [
     "TaskQuery",
     "TaskRepository",
     "TaskService",
-    "Transaction",
+    "TaskStore",
     "UnitOfWork",
     "Uuid7Generator",
     "ValidationFailed",

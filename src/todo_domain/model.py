@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 from uuid import UUID
@@ -25,7 +25,7 @@ from todo_domain.values import (
     utc,
 )
 
-__all__ = ["UNSET", "NewTask", "Task", "TaskPatch", "Unset"]
+__all__ = ["EDITABLE_FIELDS", "UNSET", "NewTask", "Task", "TaskPatch", "Unset"]
 
 
 class Unset(enum.Enum):
@@ -40,15 +40,6 @@ class Unset(enum.Enum):
 UNSET: Final = Unset.UNSET
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
-
-
-def _collect(errors: list[FieldError], convert: Callable[[], Any]) -> Any:
-    """Run one field's conversion, keeping its errors so every bad field is reported at once."""
-    try:
-        return convert()
-    except InvalidTask as exc:
-        errors.extend(exc.errors)
-        return None
 
 
 _E = TypeVar("_E", bound=enum.StrEnum)
@@ -84,96 +75,141 @@ def _check_agreement(errors: list[FieldError], status: Status | None, completed:
         errors.append(FieldError("completed", f"contradicts status '{status.value}'", "status_mismatch"))
 
 
-@dataclass(frozen=True, slots=True)
+_V = TypeVar("_V")
+
+
+class _Parse:
+    """One parsing step for a draft: every field is converted, every error kept, so a caller
+    learns about all bad fields at once (one InvalidTask with a FieldError each)."""
+
+    __slots__ = ("errors",)
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+
+    def field(self, convert: Callable[[], _V]) -> _V:
+        try:
+            return convert()
+        except InvalidTask as exc:
+            self.errors.extend(exc.errors)
+            return None  # type: ignore[return-value]  # never seen: done() raises
+
+    def done(self) -> None:
+        if self.errors:
+            raise InvalidTask(self.errors)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class NewTask:
-    """Every writable field of a task, validated on construction (create and full replacement).
+    """Every writable field of a task (create, or a full replacement) as value objects, parsed
+    by the constructor in one step: `NewTask(title="Buy milk", tags=["home"])`.
 
     Status defaults to pending; `completed=True` alone means completed; given together, status
-    and completed must agree.
+    and completed must agree (`completed` is folded into `status`, not kept).
     """
 
-    title: str
-    description: str | None = None
-    status: Status | None = None
-    completed: bool | None = None
-    priority: Priority = Priority.MEDIUM
-    tags: Iterable[str] = ()
-    due_date: datetime | None = None
-    remind_at: datetime | None = None
-    recurrence: Recurrence | None = None
+    title: Title
+    description: Description | None
+    priority: Priority
+    tags: Tags
+    due_date: datetime | None
+    remind_at: datetime | None
+    recurrence: Recurrence | None
+    status: Status
 
-    def __post_init__(self) -> None:
-        errors: list[FieldError] = []
-        values = {
-            "title": _collect(errors, lambda: Title(self.title)),
-            "description": _collect(errors, lambda: Description.of(self.description)),
-            "priority": _collect(errors, lambda: _priority(self.priority)),
-            "tags": _collect(errors, lambda: Tags(self.tags)),
-            "due_date": _collect(errors, lambda: utc("due_date", self.due_date)),
-            "remind_at": _collect(errors, lambda: utc("remind_at", self.remind_at)),
-            "recurrence": _collect(errors, lambda: _recurrence(self.recurrence)),
+    def __init__(
+        self,
+        title: str,
+        description: str | None = None,
+        status: Status | str | None = None,
+        completed: bool | None = None,
+        priority: Priority | str = Priority.MEDIUM,
+        tags: Iterable[str] = (),
+        due_date: datetime | None = None,
+        remind_at: datetime | None = None,
+        recurrence: Recurrence | None = None,
+    ) -> None:
+        parse = _Parse()
+        values: dict[str, Any] = {
+            "title": parse.field(lambda: Title(title)),
+            "description": parse.field(lambda: Description.of(description)),
+            "priority": parse.field(lambda: _priority(priority)),
+            "tags": parse.field(lambda: Tags(tags)),
+            "due_date": parse.field(lambda: utc("due_date", due_date)),
+            "remind_at": parse.field(lambda: utc("remind_at", remind_at)),
+            "recurrence": parse.field(lambda: _recurrence(recurrence)),
         }
-        status = None if self.status is None else _collect(errors, lambda: _status(self.status))
-        if self.completed is not None:
-            _check_agreement(errors, status, self.completed)
-            status = status or (Status.COMPLETED if self.completed is True else Status.PENDING)
-        values["status"] = status or Status.PENDING
-        if values["recurrence"] is not None and self.due_date is None:
-            errors.append(_RECURRENCE_NEEDS_DUE)
-        if errors:
-            raise InvalidTask(errors)
+        chosen = None if status is None else parse.field(lambda: _status(status))
+        if completed is not None:
+            _check_agreement(parse.errors, chosen, completed)
+            chosen = chosen or (Status.COMPLETED if completed is True else Status.PENDING)
+        values["status"] = chosen or Status.PENDING
+        if values["recurrence"] is not None and due_date is None:
+            parse.errors.append(_RECURRENCE_NEEDS_DUE)
+        parse.done()
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
-    @property
-    def initial_status(self) -> Status:
-        """The status this draft asks for (never None once constructed)."""
-        return self.status or Status.PENDING
 
+EDITABLE_FIELDS: Final = tuple(f.name for f in fields(NewTask) if f.name != "status")
+"""The fields a replacement or a patch sets directly (status moves by the task's rules)."""
 
 _RECURRENCE_NEEDS_DUE = FieldError(
     "recurrence", "needs a due_date to repeat from", "recurrence_needs_due_date"
 )
+_NOT_NULL = frozenset({"title", "priority", "status"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class TaskPatch:
-    """A partial change: fields left UNSET are untouched, None clears a nullable field."""
+    """A partial change, parsed by the constructor in one step like NewTask: fields left UNSET
+    are untouched, None clears a nullable field (None tags clear them all)."""
 
-    title: str | Unset = UNSET
-    description: str | Unset | None = UNSET
-    status: Status | Unset = UNSET
-    completed: bool | Unset = UNSET
-    priority: Priority | Unset = UNSET
-    tags: Iterable[str] | Unset | None = UNSET
-    due_date: datetime | Unset | None = UNSET
-    remind_at: datetime | Unset | None = UNSET
-    recurrence: Recurrence | Unset | None = UNSET
+    title: Title | Unset
+    description: Description | Unset | None
+    priority: Priority | Unset
+    tags: Tags | Unset
+    due_date: datetime | Unset | None
+    remind_at: datetime | Unset | None
+    recurrence: Recurrence | Unset | None
+    status: Status | Unset
+    completed: bool | Unset
 
-    def __post_init__(self) -> None:
-        errors: list[FieldError] = []
-        converters: dict[str, Callable[[Any], Any]] = {
-            "title": Title,
-            "description": Description.of,
-            "priority": _priority,
-            "tags": lambda v: Tags(v or ()),
-            "due_date": lambda v: utc("due_date", v),
-            "remind_at": lambda v: utc("remind_at", v),
-            "recurrence": _recurrence,
-            "status": _status,
+    def __init__(
+        self,
+        *,
+        title: str | Unset = UNSET,
+        description: str | Unset | None = UNSET,
+        status: Status | str | Unset = UNSET,
+        completed: bool | Unset = UNSET,
+        priority: Priority | str | Unset = UNSET,
+        tags: Iterable[str] | Unset | None = UNSET,
+        due_date: datetime | Unset | None = UNSET,
+        remind_at: datetime | Unset | None = UNSET,
+        recurrence: Recurrence | Unset | None = UNSET,
+    ) -> None:
+        parse = _Parse()
+        converters: dict[str, tuple[object, Callable[[Any], Any]]] = {
+            "title": (title, Title),
+            "description": (description, Description.of),
+            "priority": (priority, _priority),
+            "tags": (tags, lambda v: Tags(v or ())),
+            "due_date": (due_date, lambda v: utc("due_date", v)),
+            "remind_at": (remind_at, lambda v: utc("remind_at", v)),
+            "recurrence": (recurrence, _recurrence),
+            "status": (status, _status),
         }
-        for name, convert in converters.items():
-            raw = getattr(self, name)
-            if raw is UNSET:
-                continue
-            if raw is None and name in ("title", "priority", "status"):
-                errors.append(FieldError(name, "must not be null", "null_not_allowed"))
-                continue
-            object.__setattr__(self, name, _collect(errors, functools.partial(convert, raw)))
-        if self.completed is not UNSET:
-            _check_agreement(errors, None if self.status is UNSET else self.status, self.completed)
-        if errors:
-            raise InvalidTask(errors)
+        for name, (raw, convert) in converters.items():
+            value: object = UNSET
+            if raw is None and name in _NOT_NULL:
+                parse.errors.append(FieldError(name, "must not be null", "null_not_allowed"))
+            elif raw is not UNSET:
+                value = parse.field(functools.partial(convert, raw))
+            object.__setattr__(self, name, value)
+        if completed is not UNSET:
+            _check_agreement(parse.errors, None if status is UNSET else self.status, completed)  # type: ignore[arg-type]
+        object.__setattr__(self, "completed", completed)
+        parse.done()
 
     def target_status(self, currently_completed: bool) -> Status | None:
         """The status this patch asks for: `completed=False` only reopens a completed task."""
@@ -186,9 +222,8 @@ class TaskPatch:
         return None
 
     def given(self) -> dict[str, Any]:
-        """The writable fields this patch sets, by name (status and completed excluded)."""
-        names = ("title", "description", "priority", "tags", "due_date", "remind_at", "recurrence")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not UNSET}
+        """The editable fields this patch sets, by name (status and completed excluded)."""
+        return {n: v for n in EDITABLE_FIELDS if (v := getattr(self, n)) is not UNSET}
 
 
 @dataclass(eq=False, slots=True)
@@ -230,20 +265,9 @@ class Task:
     @classmethod
     def create(cls, task_id: UUID, owner: str, draft: NewTask, now: datetime) -> Task:
         """A version-1 task; a draft that is already completed goes through `complete`'s rules."""
-        task = cls(
-            id=task_id,
-            owner=Owner(owner),
-            title=Title(draft.title),
-            created_at=now,
-            updated_at=now,
-            description=draft.description,  # type: ignore[arg-type]  # normalised by NewTask
-            priority=draft.priority,
-            tags=draft.tags,  # type: ignore[arg-type]
-            due_date=draft.due_date,
-            remind_at=draft.remind_at,
-            recurrence=draft.recurrence,
-        )
-        task._move_to(draft.initial_status, now)
+        editable = {name: getattr(draft, name) for name in EDITABLE_FIELDS}
+        task = cls(id=task_id, owner=Owner(owner), created_at=now, updated_at=now, **editable)
+        task._move_to(draft.status, now)
         return task
 
     # -- status rules -------------------------------------------------------------------------
@@ -281,16 +305,7 @@ class Task:
 
     def replace(self, draft: NewTask, now: datetime) -> None:
         """Full replacement of the writable fields (PUT); unchanged values change nothing."""
-        values = {
-            "title": draft.title,
-            "description": draft.description,
-            "priority": draft.priority,
-            "tags": draft.tags,
-            "due_date": draft.due_date,
-            "remind_at": draft.remind_at,
-            "recurrence": draft.recurrence,
-        }
-        self._edit(values, draft.initial_status, now)
+        self._edit({name: getattr(draft, name) for name in EDITABLE_FIELDS}, draft.status, now)
 
     def update(self, patch: TaskPatch, now: datetime) -> None:
         """Partial change (PATCH); fields the patch leaves UNSET keep their value."""

@@ -10,9 +10,17 @@ from uuid import UUID
 
 from todo_domain.model import Task
 from todo_domain.query import Page, TagCount, TaskQuery
-from todo_domain.sync import FeedPage, Purged, StoredKey
+from todo_domain.sync import FeedPage, StoredKey
 
-__all__ = ["Clock", "IdGenerator", "TaskRepository", "Transaction", "UnitOfWork"]
+__all__ = [
+    "ChangeFeed",
+    "Clock",
+    "IdGenerator",
+    "IdempotencyKeys",
+    "TaskRepository",
+    "TaskStore",
+    "UnitOfWork",
+]
 
 
 class Clock(Protocol):
@@ -28,12 +36,12 @@ class IdGenerator(Protocol):
 
 
 class TaskRepository(Protocol):
-    """Tasks of one transaction. Every method is scoped to one owner; deleted tasks are invisible."""
+    """Tasks of one unit of work. Every method is scoped to one owner; deleted tasks are invisible."""
 
     async def add(self, task: Task) -> None: ...
 
     async def get(self, owner: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
-        """A copy of the stored task; `for_update` locks it until the transaction ends."""
+        """A copy of the stored task; `for_update` locks it until the unit of work ends."""
         ...
 
     async def save(self, task: Task, *, expected_version: int) -> None:
@@ -49,39 +57,58 @@ class TaskRepository(Protocol):
         """Every tag of the owner's live tasks, by name, with open and total counts."""
         ...
 
-    async def changes_since(
-        self, owner: str, revision: int, limit: int, *, include_deleted: bool
-    ) -> FeedPage:
-        """Tasks (tombstones too, if asked) written after `revision`, in revision order."""
-        ...
-
-    async def find_key(self, owner: str, key: str) -> StoredKey | None: ...
-
-    async def remember_key(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
-        """Stores the key with the task it created, in this transaction; raises
-        IdempotencyKeyInFlight if another transaction holds or just committed the same key."""
-        ...
-
-    async def purge(self, tombstones_before: datetime, keys_before: datetime) -> Purged:
-        """Removes old tombstones and idempotency keys of every owner."""
+    async def purge_tombstones(self, before: datetime) -> int:
+        """Removes tombstones (of every owner) deleted before `before`; how many."""
         ...
 
 
-class Transaction(Protocol):
-    """One unit of work in progress. Nothing is kept unless `commit()` is called."""
+class IdempotencyKeys(Protocol):
+    """The Idempotency-Keys of creates, each stored with the task it made."""
+
+    async def find(self, owner: str, key: str) -> StoredKey | None: ...
+
+    async def remember(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
+        """Stores the key with the task it created, in this unit of work; raises
+        IdempotencyKeyInFlight if another one holds or just committed the same key."""
+        ...
+
+    async def purge(self, before: datetime) -> int:
+        """Removes keys (of every owner) stored before `before`; how many."""
+        ...
+
+
+class ChangeFeed(Protocol):
+    """Every write of an owner in commit order (SPEC §6.8; see todo_domain.sync)."""
+
+    async def since(self, owner: str, revision: int, limit: int, *, include_deleted: bool) -> FeedPage:
+        """Up to `limit` + 1 tasks (tombstones too, if asked) written after `revision`, in
+        revision order, with the owner's revision read in the same snapshot."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One unit of work in progress: its tasks, keys and feed. Nothing is kept unless
+    `commit()` is called."""
 
     @property
     def tasks(self) -> TaskRepository: ...
 
+    @property
+    def keys(self) -> IdempotencyKeys: ...
+
+    @property
+    def feed(self) -> ChangeFeed: ...
+
     async def commit(self) -> None: ...
 
 
-class UnitOfWork(Protocol):
-    """A store that hands out transactions: `async with uow.begin() as tx: ...; await tx.commit()`.
+class TaskStore(Protocol):
+    """Where tasks live; hands out units of work: `async with store.begin() as uow: ...;
+    await uow.commit()`.
 
-    Leaving the block without commit (or by an exception) rolls back. One UnitOfWork serves any
-    number of concurrent transactions. `read_only` promises no writes and no commit, so a store
+    Leaving the block without commit (or by an exception) rolls back. One store serves any
+    number of concurrent units of work. `read_only` promises no writes and no commit, so a store
     may serve it without a transaction of its own (each read sees committed data).
     """
 
-    def begin(self, *, read_only: bool = False) -> AbstractAsyncContextManager[Transaction]: ...
+    def begin(self, *, read_only: bool = False) -> AbstractAsyncContextManager[UnitOfWork]: ...

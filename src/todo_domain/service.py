@@ -14,7 +14,7 @@ from todo_domain.errors import (
     VersionConflict,
 )
 from todo_domain.model import NewTask, Task, TaskPatch
-from todo_domain.ports import Clock, IdGenerator, UnitOfWork
+from todo_domain.ports import Clock, IdGenerator, TaskStore
 from todo_domain.query import Page, TagCount, TaskQuery
 from todo_domain.sync import (
     MAX_CHANGES,
@@ -45,14 +45,14 @@ class TaskService:
 
     def __init__(
         self,
-        uow: UnitOfWork,
+        store: TaskStore,
         *,
         clock: Clock | None = None,
         ids: IdGenerator | None = None,
         tombstone_retention: timedelta = timedelta(days=30),
         idempotency_retention: timedelta = timedelta(hours=24),
     ) -> None:
-        self._uow = uow
+        self._store = store
         self._clock = clock or SystemClock()
         self._ids = ids or Uuid7Generator()
         self._tombstone_retention = tombstone_retention
@@ -60,9 +60,9 @@ class TaskService:
 
     async def create(self, owner: str, new: NewTask) -> Task:
         task = Task.create(self._ids.new_id(), Owner(owner), new, self._clock.now())
-        async with self._uow.begin() as tx:
-            await tx.tasks.add(task)
-            await tx.commit()
+        async with self._store.begin() as uow:
+            await uow.tasks.add(task)
+            await uow.commit()
         return task
 
     async def create_with_key(self, owner: str, new: NewTask, key: str) -> Creation:
@@ -71,17 +71,17 @@ class TaskService:
         transaction as the task, so neither can exist without the other."""
         owner, key, wanted = Owner(owner), IdempotencyKey(key), fingerprint(new)
         for attempt in range(2):
-            async with self._uow.begin() as tx:
-                stored = await tx.tasks.find_key(owner, key)
+            async with self._store.begin() as uow:
+                stored = await uow.keys.find(owner, key)
                 if stored is not None:
                     if stored.fingerprint != wanted:
                         raise IdempotencyKeyReused()
                     return Creation(stored.task, replayed=True)
                 task = Task.create(self._ids.new_id(), owner, new, self._clock.now())
-                await tx.tasks.add(task)
+                await uow.tasks.add(task)
                 try:
-                    await tx.tasks.remember_key(owner, key, wanted, task)
-                    await tx.commit()
+                    await uow.keys.remember(owner, key, wanted, task)
+                    await uow.commit()
                 except IdempotencyKeyInFlight:
                     if attempt:
                         raise
@@ -90,15 +90,15 @@ class TaskService:
         raise IdempotencyKeyInFlight()
 
     async def get(self, owner: str, task_id: UUID) -> Task:
-        async with self._uow.begin(read_only=True) as tx:
-            task = await tx.tasks.get(Owner(owner), task_id)
+        async with self._store.begin(read_only=True) as uow:
+            task = await uow.tasks.get(Owner(owner), task_id)
         if task is None:
             raise TaskNotFound(task_id)
         return task
 
     async def list(self, owner: str, query: TaskQuery | None = None) -> Page:
-        async with self._uow.begin(read_only=True) as tx:
-            return await tx.tasks.find(Owner(owner), query or TaskQuery(), self._clock.now())
+        async with self._store.begin(read_only=True) as uow:
+            return await uow.tasks.find(Owner(owner), query or TaskQuery(), self._clock.now())
 
     async def list_changes(self, owner: str, since: str | None = None, limit: int = 100) -> ChangeSet:
         """The change feed: every write after `since` exactly once, in its latest state.
@@ -108,8 +108,8 @@ class TaskService:
         owner = Owner(owner)
         token = None if since is None else ChangeToken.decode(since)
         now = self._clock.now()
-        async with self._uow.begin(read_only=True) as tx:
-            page = await tx.tasks.changes_since(
+        async with self._store.begin(read_only=True) as uow:
+            page = await uow.feed.since(
                 owner, 0 if token is None else token.revision, limit, include_deleted=token is not None
             )
         if token is not None:
@@ -130,14 +130,15 @@ class TaskService:
     async def purge(self) -> Purged:
         """Drops tombstones past the retention and expired idempotency keys (all owners)."""
         now = self._clock.now()
-        async with self._uow.begin() as tx:
-            purged = await tx.tasks.purge(now - self._tombstone_retention, now - self._idempotency_retention)
-            await tx.commit()
-        return purged
+        async with self._store.begin() as uow:
+            tombstones = await uow.tasks.purge_tombstones(now - self._tombstone_retention)
+            keys = await uow.keys.purge(now - self._idempotency_retention)
+            await uow.commit()
+        return Purged(tombstones, keys)
 
     async def list_tags(self, owner: str) -> Sequence[TagCount]:
-        async with self._uow.begin(read_only=True) as tx:
-            return await tx.tasks.tag_counts(Owner(owner))
+        async with self._store.begin(read_only=True) as uow:
+            return await uow.tasks.tag_counts(Owner(owner))
 
     async def replace(
         self, owner: str, task_id: UUID, new: NewTask, *, expected_version: int | None = None
@@ -169,8 +170,8 @@ class TaskService:
     async def _change(self, owner: str, task_id: UUID, expected_version: int | None, change: Change) -> Task:
         owner = Owner(owner)
         for _ in range(_LAST_WRITER_WINS_ATTEMPTS):
-            async with self._uow.begin() as tx:
-                task = await tx.tasks.get(owner, task_id, for_update=True)
+            async with self._store.begin() as uow:
+                task = await uow.tasks.get(owner, task_id, for_update=True)
                 if task is None:
                     raise TaskNotFound(task_id)
                 if expected_version is not None and task.version != expected_version:
@@ -180,8 +181,8 @@ class TaskService:
                 if task.version == loaded:
                     return task  # nothing changed: no write, no version bump
                 try:
-                    await tx.tasks.save(task, expected_version=loaded)
-                    await tx.commit()
+                    await uow.tasks.save(task, expected_version=loaded)
+                    await uow.commit()
                 except VersionConflict:
                     if expected_version is not None:
                         raise

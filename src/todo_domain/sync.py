@@ -57,7 +57,7 @@ def fingerprint(draft: NewTask) -> str:
     canonical = [
         draft.title,
         draft.description,
-        draft.initial_status.value,
+        draft.status.value,
         draft.priority.value,
         list(draft.tags),
         None if draft.due_date is None else draft.due_date.isoformat(),

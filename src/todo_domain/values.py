@@ -26,6 +26,7 @@ __all__ = [
     "Status",
     "Tags",
     "Title",
+    "as_utc",
     "is_clean_text",
     "utc",
 ]
@@ -235,6 +236,15 @@ class Recurrence:
         while self.step(due, k) <= now:
             k += 1
         return self.step(due, k)
+
+
+def as_utc(value: datetime) -> datetime:
+    """`value` in UTC, a naive one read as UTC: how the wire format and the stores spell UTC
+    (the domain's own inputs must carry an offset: see `utc`). OverflowError if converting
+    leaves years 1–9999."""
+    if value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def utc(field: str, value: datetime | None) -> datetime | None:

@@ -74,15 +74,12 @@ def _migrate(_: argparse.Namespace) -> None:
 
 def _token(args: argparse.Namespace) -> None:
     from todo_adapters.auth import mint_token
-    from todo_entrypoints.dev_secret import load_or_create_secret
+    from todo_entrypoints.dev_secret import signing_secret
 
     settings = _settings()
-    if settings.auth_jwt_secret is not None:
-        secret = settings.auth_jwt_secret.get_secret_value()
-    elif settings.environment is Environment.PRODUCTION or settings.auth_jwks_url:
+    secret = signing_secret(settings)
+    if secret is None:
         sys.exit("todo-api token: needs AUTH_JWT_SECRET (or development mode with no auth configured)")
-    else:
-        secret = load_or_create_secret(settings.secret_file)
     print(
         mint_token(
             secret,

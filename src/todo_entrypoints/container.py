@@ -28,17 +28,17 @@ from todo_adapters.auth import (
     TokenRouter,
     TokenVerifier,
 )
-from todo_adapters.memory import InMemoryUnitOfWork
+from todo_adapters.memory import InMemoryStore
 from todo_adapters.ratelimit import RateLimiter, parse_limit
 from todo_adapters.sql import (
     DatabaseConfig,
-    SqlUnitOfWork,
+    SqlStore,
     create_engine,
     safe_url,
 )
-from todo_domain import SystemClock, TaskService, UnitOfWork, Uuid7Generator
-from todo_entrypoints.dev_secret import load_or_create_secret
-from todo_entrypoints.settings import Environment, Settings
+from todo_domain import SystemClock, TaskService, TaskStore, Uuid7Generator
+from todo_entrypoints.dev_secret import signing_secret
+from todo_entrypoints.settings import Settings
 
 __all__ = ["Adapters", "Container", "HealthCheck", "provide", "shut_down"]
 
@@ -79,13 +79,13 @@ async def shut_down(container: containers.Container) -> None:
         await pending
 
 
-async def _unit_of_work(settings: Settings) -> AsyncIterator[UnitOfWork]:
+async def _unit_of_work(settings: Settings) -> AsyncIterator[TaskStore]:
     """In memory, or SQL (asyncpg for PostgreSQL, SQLAlchemy/aiosqlite for SQLite), its schema
     brought up to date first when AUTO_MIGRATE says so; the pool is closed at shutdown."""
     if settings.is_memory:
-        yield InMemoryUnitOfWork()
+        yield InMemoryStore()
         return
-    uow = SqlUnitOfWork.from_config(settings.database, auto_migrate=settings.should_migrate)
+    uow = SqlStore.from_config(settings.database, auto_migrate=settings.should_migrate)
     try:
         await uow.ensure_schema()
         yield uow
@@ -95,14 +95,14 @@ async def _unit_of_work(settings: Settings) -> AsyncIterator[UnitOfWork]:
 
 def _shared_secret(settings: Settings) -> SharedSecretVerifier | None:
     """HS256 with AUTH_JWT_SECRET; in development with no auth configured, a generated secret."""
-    if settings.auth_jwt_secret is not None:
-        secret = settings.auth_jwt_secret.get_secret_value()
-    elif settings.environment is not Environment.PRODUCTION and not settings.has_verifier:
-        path = settings.secret_file
-        log.info("development auth: tokens signed with %s; mint one with `todo-api token USER_ID`", path)
-        secret = load_or_create_secret(path)
-    else:
+    secret = signing_secret(settings)
+    if secret is None:
         return None
+    if settings.auth_jwt_secret is None:
+        log.info(
+            "development auth: tokens signed with %s; mint one with `todo-api token USER_ID`",
+            settings.secret_file,
+        )
     return SharedSecretVerifier(
         secret,
         issuer=settings.auth_issuer,
@@ -168,10 +168,10 @@ async def _rate_limiter(settings: Settings) -> AsyncIterator[RateLimiter | None]
 
 
 def _health_checks(
-    uow: UnitOfWork, limiter: RateLimiter | None, jwks: JwksVerifier | None, settings: Settings
+    uow: TaskStore, limiter: RateLimiter | None, jwks: JwksVerifier | None, settings: Settings
 ) -> list[HealthCheck]:
     checks: list[HealthCheck] = []
-    if isinstance(uow, SqlUnitOfWork):
+    if isinstance(uow, SqlStore):
         checks.append(("database", uow.ping, True))
     if limiter is not None and settings.redis_url is not None:
         checks.append(("redis", limiter.check, settings.rate_limit_fail_closed))
@@ -180,8 +180,8 @@ def _health_checks(
     return checks
 
 
-def _pool_usage(uow: UnitOfWork) -> Callable[[], tuple[int, int]] | None:
-    return uow.pool_usage if isinstance(uow, SqlUnitOfWork) else None
+def _pool_usage(uow: TaskStore) -> Callable[[], tuple[int, int]] | None:
+    return uow.pool_usage if isinstance(uow, SqlStore) else None
 
 
 def _describe(settings: Settings) -> str:

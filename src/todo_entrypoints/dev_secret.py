@@ -6,7 +6,20 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["load_or_create_secret"]
+from todo_entrypoints.settings import Environment, Settings
+
+__all__ = ["load_or_create_secret", "signing_secret"]
+
+
+def signing_secret(settings: Settings) -> str | None:
+    """The HS256 secret tokens are signed and checked with — AUTH_JWT_SECRET; in development
+    with no verifier configured, a generated one kept in `settings.secret_file` — or None.
+    The server's verifier and `todo-api token` both ask here, so they always agree."""
+    if settings.auth_jwt_secret is not None:
+        return settings.auth_jwt_secret.get_secret_value()
+    if settings.environment is Environment.PRODUCTION or settings.has_verifier:
+        return None
+    return load_or_create_secret(settings.secret_file)
 
 
 def load_or_create_secret(path: Path) -> str:

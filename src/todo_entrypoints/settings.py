@@ -8,10 +8,9 @@ from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy.engine import make_url
 
 from todo_adapters.ratelimit import parse_limit
-from todo_adapters.sql import DatabaseConfig
+from todo_adapters.sql import DatabaseConfig, normalise_url
 
 __all__ = ["Environment", "Settings"]
 
@@ -143,7 +142,13 @@ class Settings(BaseSettings):
 
     @property
     def is_sqlite(self) -> bool:
-        return self.database_url.get_secret_value().strip().startswith("sqlite")
+        """Decided as the SQL adapter decides it (normalise_url), never by a second rule."""
+        if self.is_memory:
+            return False
+        try:
+            return normalise_url(self.database_url.get_secret_value()).is_sqlite
+        except ValueError:
+            return False  # the store refuses the URL itself, with its own message
 
     @property
     def should_migrate(self) -> bool:
@@ -169,7 +174,7 @@ class Settings(BaseSettings):
         if self.dev_secret_file is not None:
             return self.dev_secret_file
         if self.is_sqlite:
-            database = make_url(self.database_url.get_secret_value().strip()).database
+            database = normalise_url(self.database_url.get_secret_value()).url.database
             if database and database != ":memory:":
                 return Path(database).expanduser().resolve().parent / ".todo-dev-secret"
         return Path.cwd() / ".todo-dev-secret"

@@ -26,7 +26,7 @@ from todo_domain import (
     TaskPatch,
     TaskQuery,
     TaskService,
-    UnitOfWork,
+    TaskStore,
     VersionConflict,
 )
 from todo_domain.query import compare, sort_value
@@ -40,7 +40,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def service(uow: UnitOfWork, clock: FakeClock) -> TaskService:
+def service(uow: TaskStore, clock: FakeClock) -> TaskService:
     return TaskService(uow, clock=clock, ids=SequentialIds())
 
 
@@ -118,7 +118,7 @@ async def test_a_returned_task_is_a_copy(service: TaskService, alice: str) -> No
     assert (await service.get(alice, task.id)).title == "original"
 
 
-async def test_work_left_without_commit_is_rolled_back(uow: UnitOfWork, alice: str) -> None:
+async def test_work_left_without_commit_is_rolled_back(uow: TaskStore, alice: str) -> None:
     service = TaskService(uow, clock=FakeClock())
     kept = await service.create(alice, NewTask(title="kept"))
     draft = Task.create(SequentialIds().new_id(), alice, NewTask(title="dropped"), T0)
@@ -133,7 +133,7 @@ async def test_work_left_without_commit_is_rolled_back(uow: UnitOfWork, alice: s
         await service.get(alice, draft.id)
 
 
-async def test_an_exception_inside_a_transaction_rolls_it_back(uow: UnitOfWork, alice: str) -> None:
+async def test_an_exception_inside_a_transaction_rolls_it_back(uow: TaskStore, alice: str) -> None:
     draft = Task.create(SequentialIds().new_id(), alice, NewTask(title="dropped"), T0)
     with pytest.raises(RuntimeError):
         async with uow.begin() as tx:
@@ -168,7 +168,7 @@ async def test_a_deleted_task_is_invisible_everywhere(service: TaskService, alic
 
 
 async def test_a_stale_compare_and_set_is_a_version_conflict(
-    uow: UnitOfWork, service: TaskService, alice: str
+    uow: TaskStore, service: TaskService, alice: str
 ) -> None:
     task = await service.create(alice, NewTask(title="v1"))
     await service.update(alice, task.id, TaskPatch(title="v2"))

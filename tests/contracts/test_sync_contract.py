@@ -15,7 +15,7 @@ from todo_domain import (
     Task,
     TaskPatch,
     TaskService,
-    UnitOfWork,
+    TaskStore,
     ValidationFailed,
 )
 from todo_domain.errors import IdempotencyKeyInFlight
@@ -30,7 +30,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def service(uow: UnitOfWork, clock: FakeClock) -> TaskService:
+def service(uow: TaskStore, clock: FakeClock) -> TaskService:
     return TaskService(uow, clock=clock, ids=SequentialIds())
 
 
@@ -97,15 +97,15 @@ async def test_concurrent_requests_with_one_key_make_one_task(service: TaskServi
     assert len({r for r in results if r != "in flight"}) == 1
 
 
-async def test_a_key_is_stored_with_its_task_or_not_at_all(uow: UnitOfWork, alice: str) -> None:
+async def test_a_key_is_stored_with_its_task_or_not_at_all(uow: TaskStore, alice: str) -> None:
     task = Task.create(SequentialIds().new_id(), alice, NewTask(title="t"), T0)
     with pytest.raises(RuntimeError):
         async with uow.begin() as tx:
             await tx.tasks.add(task)
-            await tx.tasks.remember_key(alice, "k", "fingerprint", task)
+            await tx.keys.remember(alice, "k", "fingerprint", task)
             raise RuntimeError("crash before commit")
     async with uow.begin() as tx:
-        assert await tx.tasks.find_key(alice, "k") is None
+        assert await tx.keys.find(alice, "k") is None
         assert await tx.tasks.get(alice, task.id) is None
 
 

@@ -57,9 +57,9 @@ async def test_the_store_pool_and_redis_are_closed_at_shutdown(postgres_url: str
 
 
 async def test_a_test_overrides_a_resource_with_a_plain_object() -> None:
-    from todo_adapters.memory import InMemoryUnitOfWork
+    from todo_adapters.memory import InMemoryStore
 
-    shared = InMemoryUnitOfWork()
+    shared = InMemoryStore()
     container = Container(settings=make_settings())
     container.unit_of_work.override(shared)
     service = await provide(container.service)

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from todo_adapters.sql import DatabaseConfig, SqlUnitOfWork, create_engine
+from todo_adapters.sql import DatabaseConfig, SqlStore, create_engine
 from todo_adapters.sql import engine as engine_module
 from todo_adapters.sql.migrate import current_revision, head_revision, migrate
 from todo_adapters.sql.tables import PG_ONLY_INDEXES, metadata
@@ -44,10 +44,10 @@ async def test_the_migrated_schema_matches_the_table_definitions(database_url: s
 
 
 async def test_sqlite_data_survives_a_restart(sqlite_url: str) -> None:
-    first = SqlUnitOfWork.from_url(sqlite_url)
+    first = SqlStore.from_url(sqlite_url)
     task = await TaskService(first).create("alice", NewTask(title="persisted"))
     await first.dispose()
-    second = SqlUnitOfWork.from_url(sqlite_url)
+    second = SqlStore.from_url(sqlite_url)
     assert (await TaskService(second).get("alice", task.id)).title == "persisted"
     await second.dispose()
 

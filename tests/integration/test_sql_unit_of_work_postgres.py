@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from todo_adapters.sql import DatabaseConfig, SqlUnitOfWork
+from todo_adapters.sql import DatabaseConfig, SqlStore
 from todo_adapters.sql import backends as backends_module
 from todo_adapters.sql.unit_of_work import SqlTransaction
 from todo_domain import NewTask, StorageUnavailable, TaskPatch, TaskService
@@ -19,7 +19,7 @@ def _raw(tx: SqlTransaction) -> Any:
     return tx._session._connection  # type: ignore[attr-defined]
 
 
-async def _terminate_the_pooled_connection(uow: SqlUnitOfWork, postgres_url: str) -> None:
+async def _terminate_the_pooled_connection(uow: SqlStore, postgres_url: str) -> None:
     """The server ends the (single) pooled connection, as Neon does when a compute suspends."""
     async with uow.begin(read_only=True) as tx:
         pid = await _raw(tx).fetchval("SELECT pg_backend_pid()")
@@ -31,7 +31,7 @@ async def _terminate_the_pooled_connection(uow: SqlUnitOfWork, postgres_url: str
 
 
 async def test_an_unreachable_database_is_storage_unavailable() -> None:
-    uow = SqlUnitOfWork.from_config(
+    uow = SqlStore.from_config(
         DatabaseConfig("postgresql://postgres:s3cret@127.0.0.1:1/nowhere?connect_timeout=2")
     )
     with pytest.raises(StorageUnavailable) as exc:
@@ -41,7 +41,7 @@ async def test_an_unreachable_database_is_storage_unavailable() -> None:
 
 
 async def test_a_statement_timeout_is_storage_unavailable(postgres_url: str) -> None:
-    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url, statement_timeout_ms=50))
+    uow = SqlStore.from_config(DatabaseConfig(postgres_url, statement_timeout_ms=50))
     with pytest.raises(StorageUnavailable):
         async with uow.begin() as tx:
             await _raw(tx).execute("SELECT pg_sleep(1)")
@@ -49,9 +49,7 @@ async def test_a_statement_timeout_is_storage_unavailable(postgres_url: str) -> 
 
 
 async def test_an_exhausted_pool_is_storage_unavailable(postgres_url: str) -> None:
-    uow = SqlUnitOfWork.from_config(
-        DatabaseConfig(postgres_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
-    )
+    uow = SqlStore.from_config(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0, pool_timeout=0.2))
     async with uow.begin():
         with pytest.raises(StorageUnavailable, match="exhausted"):
             async with uow.begin(read_only=True):
@@ -60,7 +58,7 @@ async def test_an_exhausted_pool_is_storage_unavailable(postgres_url: str) -> No
 
 
 async def test_pgbouncer_mode_prepares_no_lasting_statements(postgres_url: str) -> None:
-    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url, pgbouncer=True))
+    uow = SqlStore.from_config(DatabaseConfig(postgres_url, pgbouncer=True))
     service = TaskService(uow)
     try:
         for _ in range(3):
@@ -78,7 +76,7 @@ async def test_a_connection_dropped_while_idle_never_reaches_the_caller(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(backends_module, "IDLE_PING_SECONDS", 0.0)
-    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
+    uow = SqlStore.from_config(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
     service = TaskService(uow)
     try:
         task = await service.create("idle", NewTask(title="still here"))
@@ -89,7 +87,7 @@ async def test_a_connection_dropped_while_idle_never_reaches_the_caller(
 
 
 async def test_leaving_without_commit_rolls_back_and_the_connection_is_reusable(postgres_url: str) -> None:
-    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
+    uow = SqlStore.from_config(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
     service = TaskService(uow)
     try:
         task = await service.create("rollback", NewTask(title="before"))
@@ -106,7 +104,7 @@ async def test_leaving_without_commit_rolls_back_and_the_connection_is_reusable(
 
 
 async def test_pool_usage_counts_connections_in_use(postgres_url: str) -> None:
-    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url))
+    uow = SqlStore.from_config(DatabaseConfig(postgres_url))
     try:
         assert uow.pool_usage() == (0, 0)
         async with uow.begin(read_only=True):
@@ -117,15 +115,15 @@ async def test_pool_usage_counts_connections_in_use(postgres_url: str) -> None:
 
 
 def test_the_back_end_follows_the_url(tmp_path: Any) -> None:
-    assert SqlUnitOfWork.from_url("postgresql://u@h/db").backend.dialect == "postgresql"
-    assert SqlUnitOfWork.from_url(f"sqlite:///{tmp_path / 'x.db'}").backend.dialect == "sqlite"
+    assert SqlStore.from_url("postgresql://u@h/db").backend.dialect == "postgresql"
+    assert SqlStore.from_url(f"sqlite:///{tmp_path / 'x.db'}").backend.dialect == "sqlite"
 
 
 async def test_a_connection_dropped_while_in_use_fails_one_call_and_the_next_one_heals(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(backends_module, "IDLE_PING_SECONDS", 3600.0)  # no ping: the query finds out
-    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
+    uow = SqlStore.from_config(DatabaseConfig(postgres_url, pool_size=1, max_overflow=0))
     service = TaskService(uow)
     try:
         task = await service.create("dropped", NewTask(title="survives"))
@@ -143,7 +141,7 @@ async def test_a_connection_dropped_while_in_use_fails_one_call_and_the_next_one
 
 
 async def test_a_misuse_of_a_live_connection_is_a_bug_not_unavailability(postgres_url: str) -> None:
-    uow = SqlUnitOfWork.from_config(DatabaseConfig(postgres_url))
+    uow = SqlStore.from_config(DatabaseConfig(postgres_url))
     try:
         with pytest.raises(asyncpg.InterfaceError):  # a 500 with a traceback, not a 503
             async with uow.begin(read_only=True) as tx:

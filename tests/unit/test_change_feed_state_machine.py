@@ -12,7 +12,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule
 
-from todo_adapters.memory import InMemoryUnitOfWork
+from todo_adapters.memory import InMemoryStore
 from todo_domain import NewTask, TaskNotFound, TaskPatch, TaskQuery, TaskService
 
 from ..support import FakeClock, SequentialIds
@@ -26,7 +26,7 @@ class SyncingClient(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.service = TaskService(InMemoryUnitOfWork(), clock=FakeClock(), ids=SequentialIds())
+        self.service = TaskService(InMemoryStore(), clock=FakeClock(), ids=SequentialIds())
         self.replica: dict[UUID, tuple[str, int]] = {}
         self.token: str | None = None
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from todo_adapters.memory import InMemoryUnitOfWork
+from todo_adapters.memory import InMemoryStore
 from todo_domain import NewTask, TaskPatch, TaskQuery, TaskService
 
 
 async def test_a_commit_can_land_between_two_calls_of_one_read() -> None:
     """Two reads in one read-only transaction are two round trips: a writer that runs between
     them is seen by the second, so a use case that needs one snapshot must ask in one call."""
-    uow = InMemoryUnitOfWork()
+    uow = InMemoryStore()
     service = TaskService(uow)
     now = datetime.now(UTC)
     async with uow.begin(read_only=True) as tx:
@@ -28,7 +28,7 @@ async def test_a_commit_can_land_between_two_calls_of_one_read() -> None:
 async def test_a_row_read_for_update_waits_for_the_transaction_holding_it() -> None:
     """As SELECT … FOR UPDATE: the second reader gets the row only after the first commits,
     and then sees the first one's write."""
-    uow = InMemoryUnitOfWork()
+    uow = InMemoryStore()
     service = TaskService(uow)
     task = await service.create("alice", NewTask(title="v1"))
     async with uow.begin() as first:
@@ -45,7 +45,7 @@ async def test_a_row_read_for_update_waits_for_the_transaction_holding_it() -> N
 
 
 async def test_concurrent_unversioned_edits_interleave_and_none_is_lost() -> None:
-    service = TaskService(InMemoryUnitOfWork())
+    service = TaskService(InMemoryStore())
     task = await service.create("alice", NewTask(title="v"))
     await asyncio.gather(*(service.update("alice", task.id, TaskPatch(title=f"edit {n}")) for n in range(20)))
     assert (await service.get("alice", task.id)).version == 21

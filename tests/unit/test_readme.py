@@ -17,7 +17,7 @@ def python_blocks() -> list[str]:
 
 
 def test_the_readme_python_example_runs_and_prints_the_completed_task() -> None:
-    (example,) = [b for b in python_blocks() if "InMemoryUnitOfWork" in b]
+    (example,) = [b for b in python_blocks() if "InMemoryStore" in b]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(example, str(README), "exec"), {"__name__": "__readme__"})
@@ -25,7 +25,7 @@ def test_the_readme_python_example_runs_and_prints_the_completed_task() -> None:
 
 
 def test_the_readme_database_example_runs_on_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (example,) = [b for b in python_blocks() if "SqlUnitOfWork.from_url" in b]
+    (example,) = [b for b in python_blocks() if "SqlStore.from_url" in b]
     monkeypatch.chdir(tmp_path)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

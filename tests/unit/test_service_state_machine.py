@@ -17,7 +17,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
-from todo_adapters.memory import InMemoryUnitOfWork
+from todo_adapters.memory import InMemoryStore
 from todo_domain import NewTask, Sort, SortField, Status, TaskNotFound, TaskPatch, TaskQuery, TaskService
 
 from ..support import FakeClock, SequentialIds
@@ -65,7 +65,7 @@ class TaskServiceMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.clock = FakeClock()
-        self.service = TaskService(InMemoryUnitOfWork(), clock=self.clock, ids=SequentialIds())
+        self.service = TaskService(InMemoryStore(), clock=self.clock, ids=SequentialIds())
         self.model: dict[UUID, Model] = {}
 
     def run(self, coro: Any) -> Any:
@@ -96,7 +96,7 @@ class TaskServiceMachine(RuleBasedStateMachine):
         self, owner: str, title: str, priority: str, tags: list[str], due: datetime | None, advance: int
     ) -> UUID:
         self.clock.advance(timedelta(seconds=advance))
-        draft = NewTask(title=title, priority=priority, tags=tags, due_date=due)  # type: ignore[arg-type]
+        draft = NewTask(title=title, priority=priority, tags=tags, due_date=due)
         task = self.run(self.service.create(owner, draft))
         now = self.clock.current
         self.model[task.id] = Model(
@@ -126,7 +126,7 @@ class TaskServiceMachine(RuleBasedStateMachine):
         if m.deleted:
             return
         self.clock.advance(timedelta(seconds=1))
-        patch = TaskPatch(title=title, priority=priority)  # type: ignore[arg-type]
+        patch = TaskPatch(title=title, priority=priority)
         task = self.run(self.service.update(m.owner, task_id, patch))
         if (m.title, m.priority) != (title, priority):
             m.title, m.priority = title, priority

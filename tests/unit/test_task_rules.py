@@ -91,7 +91,7 @@ def test_an_edit_that_changes_nothing_changes_nothing() -> None:
 
 
 def test_a_replacement_resets_omitted_fields_to_defaults() -> None:
-    task = make(NewTask(title="a", description="d", priority="high", tags=["x"]))  # type: ignore[arg-type]
+    task = make(NewTask(title="a", description="d", priority="high", tags=["x"]))
     task.replace(NewTask(title="b"), NOW)
     assert (task.title, task.description, task.priority, task.tags) == ("b", None, "medium", ())
     assert task.version == 2

@@ -163,10 +163,10 @@ def test_every_bad_field_is_reported_at_once() -> None:
 
 def test_status_and_completed_must_agree() -> None:
     with pytest.raises(InvalidTask) as exc:
-        NewTask(title="t", status="in_progress", completed=True)  # type: ignore[arg-type]
+        NewTask(title="t", status="in_progress", completed=True)
     assert codes(exc) == {("completed", "status_mismatch")}
     with pytest.raises(InvalidTask):
-        TaskPatch(status="completed", completed=False)  # type: ignore[arg-type]
+        TaskPatch(status="completed", completed=False)
 
 
 def test_completed_true_alone_means_status_completed() -> None:
@@ -184,3 +184,42 @@ def test_owners_are_one_to_255_characters() -> None:
     for bad in ("", "x" * 256, "a\x00"):
         with pytest.raises(InvalidTask):
             Owner(bad)
+
+
+def test_drafts_carry_value_objects_after_their_one_parsing_step() -> None:
+    draft = NewTask(
+        title="  Buy milk ", description="", priority="high", tags=["Home", "home"], completed=True
+    )
+    assert type(draft.title) is Title
+    assert draft.title == "Buy milk"
+    assert draft.description is None
+    assert type(draft.tags) is Tags
+    assert draft.tags == ("home",)
+    assert draft.priority == "high"
+    assert draft.status == "completed"  # completed folded into status
+    patch = TaskPatch(title=" t ", tags=None)
+    assert type(patch.title) is Title
+    assert patch.tags == Tags()
+    assert patch.given() == {"title": "t", "tags": Tags()}
+
+
+def test_editable_fields_are_derived_from_the_draft() -> None:
+    from dataclasses import fields
+
+    from todo_domain import EDITABLE_FIELDS, Task
+
+    task_fields = {f.name for f in fields(Task)}
+    assert set(EDITABLE_FIELDS) <= task_fields
+    assert set(EDITABLE_FIELDS) == {f.name for f in fields(NewTask)} - {"status"}
+
+
+def test_as_utc_reads_naive_values_as_utc_and_converts_aware_ones() -> None:
+    from todo_domain.values import as_utc
+
+    assert as_utc(datetime(2026, 3, 1, 9)) == datetime(2026, 3, 1, 9, tzinfo=UTC)
+    assert as_utc(datetime(2026, 3, 1, 9)).tzinfo is UTC
+    eastern = datetime(2026, 3, 1, 9, tzinfo=timezone(timedelta(hours=-5)))
+    assert as_utc(eastern) == datetime(2026, 3, 1, 14, tzinfo=UTC)
+    assert as_utc(eastern).tzinfo is UTC
+    with pytest.raises(OverflowError):
+        as_utc(datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))))

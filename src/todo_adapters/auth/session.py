@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from todo_adapters.auth.base import AuthUnavailable, InvalidToken, Principal, check_subject
+from todo_domain.values import as_utc
 
 __all__ = ["SessionTable", "SessionTokenVerifier"]
 
@@ -50,7 +51,7 @@ def _decode_signature(text: str) -> bytes | None:
 def _as_utc(value: object) -> datetime | None:
     """`expiresAt` as stored by Better Auth's adapters: a timestamp, epoch ms/s, or ISO text."""
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
     if isinstance(value, int | float):
         seconds = value / 1000 if value > 10**11 else value
         return datetime.fromtimestamp(seconds, UTC)

@@ -3,6 +3,6 @@ server runs) and SQLite (SQLAlchemy/aiosqlite); one schema, one set of statement
 migrations."""
 
 from todo_adapters.sql.engine import DatabaseConfig, create_engine, normalise_url, safe_url
-from todo_adapters.sql.unit_of_work import SqlUnitOfWork
+from todo_adapters.sql.unit_of_work import SqlStore, SqlUnitOfWork
 
-__all__ = ["DatabaseConfig", "SqlUnitOfWork", "create_engine", "normalise_url", "safe_url"]
+__all__ = ["DatabaseConfig", "SqlStore", "SqlUnitOfWork", "create_engine", "normalise_url", "safe_url"]

@@ -1,4 +1,5 @@
-"""Tasks in SQL, on PostgreSQL and SQLite alike: the flow of every read and write, once.
+"""Tasks, their change feed and idempotency keys in SQL, on PostgreSQL and SQLite alike: the
+flow of every read and write, once.
 
 The statements live in statements.py, how they reach each driver in backends.py; this module
 decides what a save does and in which order. Tags are stored twice on purpose: as a JSON list
@@ -27,10 +28,10 @@ from todo_adapters.sql.statements import COUNTERS, Statements, drop_tags, find_p
 from todo_domain.errors import IdempotencyKeyInFlight, VersionConflict
 from todo_domain.model import Task
 from todo_domain.query import Page, TagCount, TaskQuery
-from todo_domain.sync import FeedPage, Purged, StoredKey
+from todo_domain.sync import FeedPage, StoredKey
 from todo_domain.values import Owner, Status, Tags
 
-__all__ = ["SqlTaskRepository"]
+__all__ = ["SqlChangeFeed", "SqlIdempotencyKeys", "SqlTaskRepository"]
 
 # The parameters that move the owner's counters, in rows.count_changes' order.
 _DELTAS = [f"d_{name}" for name in COUNTERS]
@@ -114,9 +115,23 @@ class SqlTaskRepository:
         the_owner = Owner(owner)
         return Page.build([task_from_row(r, the_owner) for r in rows], query, total=int(total or 0))
 
-    async def changes_since(
-        self, owner: str, revision: int, limit: int, *, include_deleted: bool
-    ) -> FeedPage:
+    async def tag_counts(self, owner: str) -> list[TagCount]:
+        rows = await self._db.fetch(self._sql.tag_counts, {"owner": owner})
+        return [TagCount(r["tag"], int(r["open"]), int(r["total"])) for r in rows]
+
+    async def purge_tombstones(self, before: datetime) -> int:
+        await self._db.execute(self._sql.purge_revisions, {"tombstones_before": before})
+        return await self._db.execute(self._sql.purge_tasks, {"tombstones_before": before})
+
+
+class SqlChangeFeed:
+    """The change feed of one unit of work's session."""
+
+    def __init__(self, session: Session, statements: Statements) -> None:
+        self._db = session
+        self._sql = statements
+
+    async def since(self, owner: str, revision: int, limit: int, *, include_deleted: bool) -> FeedPage:
         """One statement, so one snapshot (statements._feed)."""
         statement = self._sql.feed_all if include_deleted else self._sql.feed_live
         rows = await self._db.fetch(statement, {"owner": owner, "since": revision, "limit": limit + 1})
@@ -126,11 +141,19 @@ class SqlTaskRepository:
         entries = tuple((int(r["revision"]), task_from_row(r)) for r in rows if r["id"] is not None)
         return FeedPage(entries, current, purged)
 
-    async def find_key(self, owner: str, key: str) -> StoredKey | None:
+
+class SqlIdempotencyKeys:
+    """The idempotency keys of one unit of work's session."""
+
+    def __init__(self, session: Session, statements: Statements) -> None:
+        self._db = session
+        self._sql = statements
+
+    async def find(self, owner: str, key: str) -> StoredKey | None:
         row = await self._db.fetchrow(self._sql.find_key, {"owner": owner, "k_key": key})
         return None if row is None else StoredKey(row["fingerprint"], from_snapshot(row["task"]))
 
-    async def remember_key(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
+    async def remember(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
         params = {
             "owner": owner,
             "k_key": key,
@@ -144,12 +167,5 @@ class SqlTaskRepository:
         except DuplicateKey:
             raise IdempotencyKeyInFlight() from None
 
-    async def purge(self, tombstones_before: datetime, keys_before: datetime) -> Purged:
-        await self._db.execute(self._sql.purge_revisions, {"tombstones_before": tombstones_before})
-        removed = await self._db.execute(self._sql.purge_tasks, {"tombstones_before": tombstones_before})
-        keys = await self._db.execute(self._sql.purge_keys, {"keys_before": keys_before})
-        return Purged(removed, keys)
-
-    async def tag_counts(self, owner: str) -> list[TagCount]:
-        rows = await self._db.fetch(self._sql.tag_counts, {"owner": owner})
-        return [TagCount(r["tag"], int(r["open"]), int(r["total"])) for r in rows]
+    async def purge(self, before: datetime) -> int:
+        return await self._db.execute(self._sql.purge_keys, {"keys_before": before})

@@ -7,11 +7,13 @@ as (user_id, sort column, id), so a first page reads `limit` index entries whate
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+
+from todo_domain.values import as_utc
 
 __all__ = ["PG_ONLY_INDEXES", "UTCDateTime", "idempotency_keys", "metadata", "owners", "task_tags", "tasks"]
 
@@ -26,13 +28,13 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        value = value.astimezone(UTC)
+        value = as_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
 
 # Byte-order ("C") collation on PostgreSQL so title order is code-point order, as in SQLite

@@ -7,7 +7,8 @@ read-only fields of the representation are accepted and ignored).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -15,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from todo_domain import NewTask, Priority, Recurrence, Status, TagCount, Task, TaskPatch
 from todo_domain.sync import ChangeSet
-from todo_domain.values import Frequency
+from todo_domain.values import Frequency, as_utc
 
 __all__ = [
     "READ_ONLY_FIELDS",
@@ -62,10 +63,8 @@ def _priority_alias(value: Any) -> Any:
 
 def _as_utc(value: datetime) -> datetime:
     """Naive means UTC (never the server's local time); aware values are converted."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
     try:
-        return value.astimezone(UTC)
+        return as_utc(value)
     except OverflowError:
         raise ValueError("is out of range once converted to UTC (years 1–9999)") from None
 
@@ -138,25 +137,21 @@ def _recurrence(value: RecurrenceIn | None) -> Recurrence | None:
     return None if value is None else Recurrence(value.frequency, value.interval)
 
 
+def _fields(body: BaseModel, names: Iterable[str]) -> dict[str, Any]:
+    """The named fields of a body as the draft's arguments (same names: the body models
+    mirror NewTask's parameters), recurrence turned into the domain's value."""
+    given = {name: getattr(body, name) for name in names}
+    if "recurrence" in given:
+        given["recurrence"] = _recurrence(given["recurrence"])
+    return given
+
+
 def to_new_task(body: TaskCreateIn) -> NewTask:
-    return NewTask(
-        title=body.title,
-        description=body.description,
-        status=body.status,
-        completed=body.completed,
-        priority=body.priority,
-        tags=body.tags,
-        due_date=body.due_date,
-        remind_at=body.remind_at,
-        recurrence=_recurrence(body.recurrence),
-    )
+    return NewTask(**_fields(body, TaskCreateIn.model_fields))
 
 
 def to_patch(body: TaskPatchIn) -> TaskPatch:
-    given: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
-    if "recurrence" in given:
-        given["recurrence"] = _recurrence(body.recurrence)
-    return TaskPatch(**given)
+    return TaskPatch(**_fields(body, body.model_fields_set))
 
 
 # -- responses ---------------------------------------------------------------------------------
