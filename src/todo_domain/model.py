@@ -174,6 +174,8 @@ class TaskPatch:
     recurrence: Recurrence | Unset | None
     status: Status | Unset
     completed: bool | Unset
+    add_tags: Tags
+    """Tags joined to the task's (or to `tags`, when the patch sets them too)."""
 
     def __init__(
         self,
@@ -187,6 +189,7 @@ class TaskPatch:
         due_date: datetime | Unset | None = UNSET,
         remind_at: datetime | Unset | None = UNSET,
         recurrence: Recurrence | Unset | None = UNSET,
+        add_tags: Iterable[str] = (),
     ) -> None:
         parse = _Parse()
         converters: dict[str, tuple[object, Callable[[Any], Any]]] = {
@@ -209,6 +212,7 @@ class TaskPatch:
         if completed is not UNSET:
             _check_agreement(parse.errors, None if status is UNSET else self.status, completed)  # type: ignore[arg-type]
         object.__setattr__(self, "completed", completed)
+        object.__setattr__(self, "add_tags", parse.field(lambda: Tags(add_tags)))
         parse.done()
 
     def target_status(self, currently_completed: bool) -> Status | None:
@@ -309,7 +313,10 @@ class Task:
 
     def update(self, patch: TaskPatch, now: datetime) -> None:
         """Partial change (PATCH); fields the patch leaves UNSET keep their value."""
-        self._edit(patch.given(), patch.target_status(self.completed), now)
+        values = patch.given()
+        if patch.add_tags:
+            values["tags"] = Tags((*values.get("tags", self.tags), *patch.add_tags))
+        self._edit(values, patch.target_status(self.completed), now)
 
     def delete(self, now: datetime) -> None:
         """Soft delete: the tombstone stays for the change feed; the task is invisible elsewhere."""

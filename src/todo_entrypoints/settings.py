@@ -17,6 +17,16 @@ __all__ = ["Environment", "Settings"]
 MIN_SECRET_BYTES = 32
 
 
+class ListShape(enum.StrEnum):
+    """The body of `GET /api/tasks` (LIST_RESPONSE_SHAPE, SPEC §21): a bare array, or the
+    envelope an existing frontend expects; paging headers come with every shape."""
+
+    ARRAY = "array"
+    TASKS = "tasks"  # {"tasks": [...], "total": n}
+    ITEMS = "items"  # {"items": [...], "total": n}
+    DATA = "data"  # {"data": [...], "count": n}
+
+
 class Environment(enum.StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -80,6 +90,9 @@ class Settings(BaseSettings):
     # -- sync and retries -------------------------------------------------------------------
     tombstone_retention_days: int = Field(30, ge=1, le=3650)
     idempotency_retention_hours: int = Field(24, ge=24, le=24 * 365)
+
+    # -- plugging in an existing frontend (SPEC §21) ------------------------------------------
+    list_response_shape: ListShape = ListShape.ARRAY
 
     # -- rate limits ------------------------------------------------------------------------
     rate_limit_enabled: bool = True

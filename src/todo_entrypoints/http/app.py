@@ -94,14 +94,18 @@ def create_app(container: Container | None = None, settings: Settings | None = N
             (registered first, so it does not pay for matching the task routes)."""
             return {"hello": "world"}
 
-    # Every task route names RateLimitedOwnerDep, which authenticates and applies the rate limits.
-    app.include_router(routes.router, prefix="/api", tags=["tasks"])
-    app.include_router(
-        routes.router,
-        prefix="/api/{user_id}",
-        tags=["tasks (user in path)"],
-        dependencies=[Depends(deps.require_path_owner)],
-    )
+    # Every task route names RateLimitedOwnerDep, which authenticates and applies the limits.
+    # All `/api/…` routes match before any `/api/{user_id}/…` one.
+    task_routes = (routes.list_router(settings.list_response_shape), routes.router)
+    for task_router in task_routes:
+        app.include_router(task_router, prefix="/api", tags=["tasks"])
+    for task_router in task_routes:
+        app.include_router(
+            task_router,
+            prefix="/api/{user_id}",
+            tags=["tasks (user in path)"],
+            dependencies=[Depends(deps.require_path_owner)],
+        )
     app.include_router(operations.router)
     _install_docs(app)
     install_problem_schema(app)

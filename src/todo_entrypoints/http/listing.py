@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Query, Request
 from pydantic import TypeAdapter, ValidationError
 
-from todo_domain import Cursor, InvalidQuery, Page, Priority, Sort, SortField, Status, TaskQuery
+from todo_domain import Cursor, FieldError, InvalidQuery, Page, Priority, Sort, SortField, Status, TaskQuery
 from todo_entrypoints.http.schemas import UtcDateTime, _priority_alias, _status_alias
 
 __all__ = ["list_query", "paging_headers"]
@@ -53,6 +53,33 @@ def _moment(name: str, value: str | None) -> datetime | None:
         raise InvalidQuery.one(name, "must be an RFC 3339 date-time or a date", "invalid_datetime") from None
 
 
+# Sort keys as other frontends spell them (SPEC §21), lower-cased (so camelCase works too).
+SORT_ALIASES = {
+    "created": "created_at",
+    "createdat": "created_at",
+    "updated": "updated_at",
+    "updatedat": "updated_at",
+    "due": "due_date",
+    "due_at": "due_date",
+    "duedate": "due_date",
+}
+
+
+def _one_of(spellings: dict[str, str | None]) -> str | None:
+    """The value of a parameter given under one or more of its names; 422 naming them all
+    when they disagree."""
+    given = {name: value for name, value in spellings.items() if value is not None}
+    if len(set(given.values())) > 1:
+        names = ", ".join(given)
+        raise InvalidQuery(
+            [
+                FieldError(name, f"{names} are the same parameter and disagree", "alias_conflict")
+                for name in given
+            ]
+        )
+    return next(iter(given.values()), None)
+
+
 def _sort(sort: str | None, sort_by: str | None, order: str | None) -> Sort:
     spec = sort or sort_by
     if spec is None:
@@ -62,7 +89,7 @@ def _sort(sort: str | None, sort_by: str | None, order: str | None) -> Sort:
     descending = spec.startswith("-")
     name = spec.lstrip("-+").strip().lower()
     try:
-        field = SortField(name)
+        field = SortField(SORT_ALIASES.get(name, name))
     except ValueError:
         allowed = ", ".join(f.value for f in SortField)
         raise InvalidQuery.one(
@@ -94,25 +121,32 @@ async def list_query(
     overdue: Annotated[bool | None, Query()] = None,
     sort: Annotated[
         str | None,
-        Query(description="created_at, updated_at, due_date, priority or title; prefix - to descend"),
+        Query(
+            description="created_at, updated_at, due_date, priority or title; prefix - to descend "
+            "(also created, updated, due, due_at, createdAt, updatedAt, dueDate)"
+        ),
     ] = None,
     sort_by: Annotated[str | None, Query(description="alternative to sort, with order")] = None,
     order: Annotated[str | None, Query(description="asc or desc")] = None,
+    sort_order: Annotated[str | None, Query(description="alias of order", deprecated=True)] = None,
+    direction: Annotated[str | None, Query(description="alias of order", deprecated=True)] = None,
+    search: Annotated[str | None, Query(description="alias of q", deprecated=True)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="opaque; from the Link header")] = None,
     offset: Annotated[int | None, Query(ge=0, le=1_000_000_000)] = None,
     skip: Annotated[int | None, Query(ge=0, le=1_000_000_000, description="alias of offset")] = None,
 ) -> TaskQuery:
+    ordering = _one_of({"order": order, "sort_order": sort_order, "direction": direction})
     return TaskQuery(
         statuses=_statuses(status),
         completed=completed,
         priorities=_priorities(priority),
         tags=tuple(_split(tag)),
-        text=q,
+        text=_one_of({"q": q, "search": search}),
         due_before=_moment("due_before", due_before),
         due_after=_moment("due_after", due_after),
         overdue=overdue,
-        sort=_sort(sort, sort_by, order),
+        sort=_sort(sort, sort_by, ordering),
         limit=limit,
         cursor=None if cursor is None else Cursor.decode(cursor),
         offset=offset if offset is not None else (skip or 0),

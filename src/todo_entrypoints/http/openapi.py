@@ -23,6 +23,11 @@ class FieldErrorOut(BaseModel):
     code: str
 
 
+class ErrorOut(BaseModel):
+    code: str
+    message: str
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details, as every error response carries them."""
 
@@ -35,6 +40,8 @@ class Problem(BaseModel):
     request_id: str
     errors: list[FieldErrorOut] | None = None
     retry_after: int | None = Field(None, description="seconds, on 429")
+    message: str = Field(description="= detail, for clients that read `message`")
+    error: ErrorOut = Field(description="{code, message}, for clients that read `error`")
 
 
 def _problem(status: int) -> dict[str, Any]:

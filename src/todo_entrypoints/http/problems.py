@@ -116,6 +116,9 @@ def problem_response(
     if errors:
         body["errors"] = [{"field": e.field, "message": e.message, "code": e.code} for e in errors]
     body.update(extra or {})
+    # Extension members for clients of other conventions (SPEC §21); `detail` stays canonical.
+    body["message"] = detail
+    body["error"] = {"code": code, "message": detail}
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -18,10 +18,13 @@ from todo_entrypoints.http.openapi import ERRORS, merge_patch_too
 from todo_entrypoints.http.schemas import (
     ChangesOut,
     CompleteIn,
+    DataEnvelope,
+    ItemsEnvelope,
     TagOut,
     TaskCreateIn,
     TaskOut,
     TaskPatchIn,
+    TasksEnvelope,
     changes_to_wire,
     dump_json,
     tag_to_wire,
@@ -29,8 +32,9 @@ from todo_entrypoints.http.schemas import (
     to_new_task,
     to_patch,
 )
+from todo_entrypoints.settings import ListShape
 
-__all__ = ["router"]
+__all__ = ["list_router", "router"]
 
 # Statuses any task route can answer (a malformed user in `/api/{user_id}/…` is a 422 too).
 router = APIRouter(responses=ERRORS(422, 429, 500, 503))
@@ -63,32 +67,45 @@ def _task_response(task: Task, status: int = 200, headers: dict[str, str] | None
     return JSONBytes(dump_json(task_to_wire(task)), status, headers={"ETag": etag(task), **(headers or {})})
 
 
-@router.get(
-    "/tasks",
-    response_model=list[TaskOut],
-    summary="List tasks",
-    responses={
-        200: {
-            "headers": {
-                "X-Total-Count": {"description": "all matching tasks", "schema": {"type": "integer"}},
-                "Link": {
-                    "description": '<…>; rel="next" when there is a next page',
-                    "schema": {"type": "string"},
-                },
-            }
-        },
-        **ERRORS(401, 403, 422),
-    },
-)
-async def list_tasks(
-    request: Request,
-    owner: RateLimitedOwnerDep,
-    service: ServiceDep,
-    query: Annotated[TaskQuery, Depends(list_query)],
-) -> Response:
-    page = await service.list(owner, query)
-    body = dump_json([task_to_wire(t) for t in page.items])
-    return JSONBytes(body, headers=paging_headers(request, query, page))
+_LIST_HEADERS = {
+    "X-Total-Count": {"description": "all matching tasks", "schema": {"type": "integer"}},
+    "Link": {"description": '<…>; rel="next" when there is a next page', "schema": {"type": "string"}},
+}
+# LIST_RESPONSE_SHAPE → (documented model, key of the tasks, key of the total).
+_SHAPES: dict[ListShape, tuple[Any, str | None, str | None]] = {
+    ListShape.ARRAY: (list[TaskOut], None, None),
+    ListShape.TASKS: (TasksEnvelope, "tasks", "total"),
+    ListShape.ITEMS: (ItemsEnvelope, "items", "total"),
+    ListShape.DATA: (DataEnvelope, "data", "count"),
+}
+
+
+def list_router(shape: ListShape) -> APIRouter:
+    """`GET /tasks` answering in the configured shape (and documenting it): the one route
+    whose body a setting decides, so it is built with the app, not at import."""
+    model, items_key, total_key = _SHAPES[shape]
+
+    async def list_tasks(
+        request: Request,
+        owner: RateLimitedOwnerDep,
+        service: ServiceDep,
+        query: Annotated[TaskQuery, Depends(list_query)],
+    ) -> Response:
+        page = await service.list(owner, query)
+        items = [task_to_wire(t) for t in page.items]
+        body = items if items_key is None else {items_key: items, total_key: page.total}
+        return JSONBytes(dump_json(body), headers=paging_headers(request, query, page))
+
+    listing = APIRouter(responses=router.responses)
+    listing.add_api_route(
+        "/tasks",
+        list_tasks,
+        methods=["GET"],
+        response_model=model,
+        summary="List tasks",
+        responses={200: {"headers": _LIST_HEADERS}, **ERRORS(401, 403, 422)},
+    )
+    return listing
 
 
 @router.post(
@@ -220,12 +237,31 @@ async def delete_task(
     return Response(status_code=204)
 
 
+_COMPLETE_RESPONSES = {200: {"headers": ETAG_HEADER}, **ERRORS(400, 401, 403, 404, 412, 413, 415, 422)}
+
+
+@router.patch(
+    "/tasks/{task_id}/toggle",
+    response_model=TaskOut,
+    summary="Toggle a task (alias of …/complete)",
+    description="The spelling of other frontends (SPEC §21); exactly `PATCH …/complete`.",
+    deprecated=True,
+    responses=_COMPLETE_RESPONSES,
+)
+@router.patch(
+    "/tasks/{task_id}/toggle-completion",
+    response_model=TaskOut,
+    summary="Toggle a task (alias of …/complete)",
+    description="The spelling of other frontends (SPEC §21); exactly `PATCH …/complete`.",
+    deprecated=True,
+    responses=_COMPLETE_RESPONSES,
+)
 @router.patch(
     "/tasks/{task_id}/complete",
     response_model=TaskOut,
     summary="Complete, reopen or toggle a task",
     description='No body toggles; `{"completed": true|false}` sets (idempotent).',
-    responses={200: {"headers": ETAG_HEADER}, **ERRORS(400, 401, 403, 404, 412, 413, 415, 422)},
+    responses=_COMPLETE_RESPONSES,
 )
 async def complete_task(
     task_id: str,

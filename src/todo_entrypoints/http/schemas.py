@@ -12,9 +12,18 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    model_validator,
+)
 
-from todo_domain import NewTask, Priority, Recurrence, Status, TagCount, Task, TaskPatch
+from todo_domain import EDITABLE_FIELDS, NewTask, Priority, Recurrence, Status, TagCount, Task, TaskPatch
+from todo_domain.errors import FieldError, InvalidTask
 from todo_domain.sync import ChangeSet
 from todo_domain.values import Frequency, as_utc
 
@@ -22,10 +31,13 @@ __all__ = [
     "READ_ONLY_FIELDS",
     "ChangesOut",
     "CompleteIn",
+    "DataEnvelope",
+    "ItemsEnvelope",
     "TagOut",
     "TaskCreateIn",
     "TaskOut",
     "TaskPatchIn",
+    "TasksEnvelope",
     "changes_to_wire",
     "dump_json",
     "tag_to_wire",
@@ -76,6 +88,7 @@ def _bare_recurrence(value: Any) -> Any:
 StatusIn = Annotated[Status, BeforeValidator(_status_alias)]
 PriorityIn = Annotated[Priority, BeforeValidator(_priority_alias)]
 UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+_MOMENT: TypeAdapter[datetime] = TypeAdapter(UtcDateTime)
 
 
 class RecurrenceIn(BaseModel):
@@ -88,20 +101,106 @@ class RecurrenceIn(BaseModel):
 RecurrenceField = Annotated[RecurrenceIn | None, BeforeValidator(_bare_recurrence)]
 
 
+# Spellings of frontends written for this kind of API (SPEC §21), each mapped to ours.
+FIELD_ALIASES = {"due_at": "due_date", "reminder_at": "remind_at", "is_completed": "completed"}
+_DATETIME_FIELDS = frozenset({"due_date", "remind_at"})
+
+
+def _same(field: str, a: Any, b: Any) -> bool:
+    """An alias and its field agree: equal, or (datetimes) the same moment however spelled."""
+    if a == b:
+        return True
+    if field in _DATETIME_FIELDS and isinstance(a, str) and isinstance(b, str):
+        try:
+            return bool(_MOMENT.validate_python(a) == _MOMENT.validate_python(b))
+        except ValueError:
+            return False
+    return False
+
+
+def _conflict(alias: str, field: str) -> InvalidTask:
+    message = f"'{alias}' and '{field}' are the same field and disagree"
+    return InvalidTask(
+        [FieldError(alias, message, "alias_conflict"), FieldError(field, message, "alias_conflict")]
+    )
+
+
+def _split_tags(value: Any) -> Any:
+    """`"work, urgent"` → `["work", "urgent"]`; a list stays as it is."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _recurrence_alias(data: dict[str, Any]) -> None:
+    """`is_recurring` + `recurrence_rule` → `recurrence` (false, or no rule with false: none)."""
+    recurring = data.pop("is_recurring", None)
+    has_rule = "recurrence_rule" in data
+    rule = data.pop("recurrence_rule", None)
+    if recurring is None and not has_rule:
+        return
+    if recurring is not None and not isinstance(recurring, bool):
+        raise InvalidTask.one("is_recurring", "must be true or false", "type_error")
+    if recurring is True and rule is None:
+        raise InvalidTask.one("recurrence_rule", "is required when is_recurring is true", "missing")
+    value = None if recurring is False else rule
+    if "recurrence" in data and not _same(
+        "recurrence", _bare_recurrence(data["recurrence"]), _bare_recurrence(value)
+    ):
+        raise _conflict("recurrence_rule" if has_rule else "is_recurring", "recurrence")
+    data["recurrence"] = value
+
+
 class _Body(BaseModel):
-    """Shared by every write body: read-only representation fields are dropped, others refused."""
+    """Shared by every write body: read-only representation fields are dropped, other unknown
+    fields refused; the spellings of SPEC §21 are mapped to ours first (an alias that
+    disagrees with its field is a 422 naming both)."""
 
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
-    def _drop_read_only(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
+    def _canonical(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
+        for alias, field in FIELD_ALIASES.items():
+            if alias in data:
+                value = data.pop(alias)
+                if field in data and not _same(field, value, data[field]):
+                    raise _conflict(alias, field)
+                data[field] = value
+        _recurrence_alias(data)
+        if "tags" in data:
+            data["tags"] = _split_tags(data["tags"])
         return data
 
 
-class TaskCreateIn(_Body):
+def _alias_of(field: str) -> Any:
+    return Field(None, description=f"alias of `{field}` (SPEC §21)", json_schema_extra={"deprecated": True})
+
+
+class _Spellings(_Body):
+    """What frontends of this kind send besides our fields (SPEC §21); documented, mapped to
+    ours before validation (so never set on the model), except `category`, one more tag."""
+
+    due_at: datetime | None = _alias_of("due_date")
+    reminder_at: datetime | None = _alias_of("remind_at")
+    is_completed: bool | None = _alias_of("completed")
+    is_recurring: bool | None = Field(
+        None,
+        description="with `recurrence_rule`, alias of `recurrence`; false means none (SPEC §21)",
+        json_schema_extra={"deprecated": True},
+    )
+    recurrence_rule: str | RecurrenceIn | None = Field(
+        None,
+        description="a frequency or {frequency, interval}; see `is_recurring` (SPEC §21)",
+        json_schema_extra={"deprecated": True},
+    )
+    category: str | None = Field(None, description="one more tag (SPEC §21: tags called categories)")
+
+
+class TaskCreateIn(_Spellings):
     """A new task (POST) or a full replacement (PUT): omitted optional fields take defaults."""
 
     title: str = Field(description="1–255 characters after trimming; no control characters")
@@ -115,7 +214,7 @@ class TaskCreateIn(_Body):
     recurrence: RecurrenceField = None
 
 
-class TaskPatchIn(_Body):
+class TaskPatchIn(_Spellings):
     """A partial change: absent fields are untouched, null clears a nullable field."""
 
     title: str | None = None
@@ -137,21 +236,34 @@ def _recurrence(value: RecurrenceIn | None) -> Recurrence | None:
     return None if value is None else Recurrence(value.frequency, value.interval)
 
 
-def _fields(body: BaseModel, names: Iterable[str]) -> dict[str, Any]:
-    """The named fields of a body as the draft's arguments (same names: the body models
-    mirror NewTask's parameters), recurrence turned into the domain's value."""
-    given = {name: getattr(body, name) for name in names}
+# The draft arguments a body carries (same names: the body models mirror NewTask/TaskPatch).
+_DRAFT_ARGUMENTS = frozenset({*EDITABLE_FIELDS, "status", "completed"})
+
+
+def _arguments(body: BaseModel, names: Iterable[str]) -> dict[str, Any]:
+    """The named draft arguments of a body, recurrence turned into the domain's value."""
+    given = {name: getattr(body, name) for name in names if name in _DRAFT_ARGUMENTS}
     if "recurrence" in given:
         given["recurrence"] = _recurrence(given["recurrence"])
     return given
 
 
 def to_new_task(body: TaskCreateIn) -> NewTask:
-    return NewTask(**_fields(body, TaskCreateIn.model_fields))
+    given = _arguments(body, TaskCreateIn.model_fields)
+    if body.category:
+        given["tags"] = [*body.tags, body.category]
+    return NewTask(**given)
 
 
 def to_patch(body: TaskPatchIn) -> TaskPatch:
-    return TaskPatch(**_fields(body, body.model_fields_set))
+    """A `category` joins the tags the patch sets, or, when it sets none, the task's own."""
+    given = _arguments(body, body.model_fields_set)
+    if body.category:
+        if "tags" in given:
+            given["tags"] = [*(given["tags"] or ()), body.category]
+        else:
+            given["add_tags"] = (body.category,)
+    return TaskPatch(**given)
 
 
 # -- responses ---------------------------------------------------------------------------------
@@ -180,6 +292,21 @@ class TaskOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+
+
+class TasksEnvelope(BaseModel):
+    tasks: list[TaskOut]
+    total: int = Field(description="all matching tasks (also X-Total-Count)")
+
+
+class ItemsEnvelope(BaseModel):
+    items: list[TaskOut]
+    total: int = Field(description="all matching tasks (also X-Total-Count)")
+
+
+class DataEnvelope(BaseModel):
+    data: list[TaskOut]
+    count: int = Field(description="all matching tasks (also X-Total-Count)")
 
 
 class ChangesOut(BaseModel):
