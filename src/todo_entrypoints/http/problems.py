@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -30,7 +31,14 @@ from todo_domain.errors import (
 )
 from todo_entrypoints.http import context
 
-__all__ = ["PROBLEM_JSON", "HttpProblem", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "DomainProblem",
+    "HttpProblem",
+    "describe",
+    "install_problem_handlers",
+    "problem_response",
+]
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("todo.http")
@@ -122,35 +130,54 @@ def problem_response(
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _domain_problem(request: Request, exc: DomainError) -> Response:
-    """The one table from domain errors to HTTP."""
+@dataclass(frozen=True, slots=True)
+class DomainProblem:
+    """How a domain error is answered, whatever the transport (HTTP here, MCP tool results)."""
+
+    status: int
+    code: str
+    detail: str
+    errors: Sequence[FieldError] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def describe(exc: DomainError) -> DomainProblem | None:
+    """The one table from domain errors to answers; None for an error it does not know (a bug)."""
     match exc:
         case TaskNotFound():
-            return problem_response(request, 404, "The task does not exist.")
+            return DomainProblem(404, "not_found", "The task does not exist.")
         case IdempotencyKeyReused():
-            return problem_response(request, 422, str(exc), code="idempotency_key_reused", errors=exc.errors)
+            return DomainProblem(422, "idempotency_key_reused", str(exc), exc.errors)
         case ValidationFailed():
-            return problem_response(request, 422, str(exc), errors=exc.errors)
+            return DomainProblem(422, "validation_error", str(exc), exc.errors)
         case IdempotencyKeyInFlight():
-            return problem_response(request, 409, str(exc), headers={"Retry-After": "1"})
+            return DomainProblem(409, "conflict", str(exc), headers={"Retry-After": "1"})
         case VersionConflict():
-            return problem_response(
-                request,
-                412,
-                f"The task is at version {exc.current}, not {exc.expected}.",
-                headers={"ETag": f'"{exc.current}"'},
-            )
+            detail = f"The task is at version {exc.current}, not {exc.expected}."
+            return DomainProblem(412, "precondition_failed", detail, headers={"ETag": f'"{exc.current}"'})
         case ChangeTokenExpired():
-            return problem_response(request, 410, str(exc))
+            return DomainProblem(410, "sync_expired", str(exc))
         case StorageUnavailable():
             log.warning("storage unavailable: %s", exc)
-            return problem_response(
-                request,
-                503,
-                "The database is unavailable; retry shortly.",
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            detail = "The database is unavailable; retry shortly."
+            return DomainProblem(
+                503, "service_unavailable", detail, headers={"Retry-After": RETRY_AFTER_SECONDS}
             )
-    return _internal(request, exc)
+    return None
+
+
+def _domain_problem(request: Request, exc: DomainError) -> Response:
+    problem = describe(exc)
+    if problem is None:
+        return _internal(request, exc)
+    return problem_response(
+        request,
+        problem.status,
+        problem.detail,
+        code=problem.code,
+        errors=problem.errors,
+        headers=problem.headers,
+    )
 
 
 def _internal(request: Request, exc: BaseException) -> Response:
