@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     tombstone_retention_days: int = Field(30, ge=1, le=3650)
     idempotency_retention_hours: int = Field(24, ge=24, le=24 * 365)
 
+    # -- AI agents (SPEC §14) ------------------------------------------------------------------
+    mcp_enabled: bool = True
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="where clients reach this service; names the MCP resource in its RFC 9728 metadata",
+    )
+
     # -- plugging in an existing frontend (SPEC §21) ------------------------------------------
     list_response_shape: ListShape = ListShape.ARRAY
 

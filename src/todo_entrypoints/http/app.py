@@ -5,8 +5,9 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import fastapi_offline
 from fastapi import Depends, FastAPI, Request
@@ -14,8 +15,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route
 
-from todo_entrypoints.container import Container, shut_down
+from todo_entrypoints.container import Adapters, Container, shut_down
 from todo_entrypoints.http import deps, operations, routes
 from todo_entrypoints.http.middleware import Metrics, RequestContextMiddleware
 from todo_entrypoints.http.openapi import install_problem_schema
@@ -37,6 +39,8 @@ EXPOSED_HEADERS = [
     "RateLimit-Reset",
     "X-Request-ID",
     "Idempotent-Replayed",
+    "Mcp-Session-Id",
+    "WWW-Authenticate",
 ]
 ALLOWED_HEADERS = [
     "Authorization",
@@ -45,6 +49,9 @@ ALLOWED_HEADERS = [
     "If-None-Match",
     "Idempotency-Key",
     "X-Request-ID",
+    "Mcp-Protocol-Version",
+    "Mcp-Session-Id",
+    "Last-Event-ID",
 ]
 # A list request allocates tens of thousands of short-lived objects; at the default gen-0
 # threshold (700) the collector would run dozens of times per request.
@@ -70,7 +77,10 @@ def create_app(container: Container | None = None, settings: Settings | None = N
             gc.collect()
             gc.freeze()  # start-up objects never need collecting again; keeps GC pauses short
             gc.set_threshold(*GC_THRESHOLDS)
-            yield
+            async with AsyncExitStack() as running:
+                if mcp is not None:
+                    await running.enter_async_context(mcp.session_manager.run())
+                yield
         finally:
             await shut_down(container)
 
@@ -107,6 +117,7 @@ def create_app(container: Container | None = None, settings: Settings | None = N
             dependencies=[Depends(deps.require_path_owner)],
         )
     app.include_router(operations.router)
+    mcp = _mount_mcp(app, settings) if settings.mcp_enabled else None
     _install_docs(app)
     install_problem_schema(app)
 
@@ -123,6 +134,46 @@ def create_app(container: Container | None = None, settings: Settings | None = N
         RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
     )
     return app
+
+
+def _mount_mcp(app: FastAPI, settings: Settings) -> Any:
+    """The MCP server (mcp_tools.py) at /mcp over Streamable HTTP, stateless with JSON
+    responses, behind the SDK's bearer middleware; its RFC 9728 metadata at
+    /.well-known/oauth-protected-resource/mcp. The SDK's Starlette app is routed to as is, for
+    exactly those two paths, inside our middleware (request ids, body limit, CORS, access log).
+    DNS-rebinding protection is off: it guards unauthenticated local servers, and every MCP
+    request here carries a bearer token a rebinding page cannot read."""
+    try:
+        from mcp.server.auth.settings import AuthSettings
+        from mcp.server.transport_security import TransportSecuritySettings
+
+        from todo_entrypoints.mcp_tools import BearerVerifier, TaskTools
+    except ModuleNotFoundError as missing:
+        if missing.name is None or not missing.name.startswith("mcp"):
+            raise
+        log.warning("MCP is off: the mcp SDK is not installed (pip install 'todo-service[mcp]')")
+        return None
+
+    async def adapters() -> Adapters:
+        return await deps.resolve_adapters(app)
+
+    public = settings.public_url.rstrip("/")
+    auth = AuthSettings(
+        issuer_url=settings.auth_issuer or public,
+        resource_server_url=f"{public}/mcp",
+        validate_token_resource=False,  # our verifiers check the audience themselves
+    )
+    server = TaskTools(adapters, auth=auth, verifier=BearerVerifier(adapters))
+    sdk_app = server.streamable_http_app(
+        streamable_http_path="/mcp",
+        json_response=True,
+        stateless_http=True,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    for route in sdk_app.routes:
+        path = getattr(route, "path", "")
+        app.router.routes.append(Route(path, endpoint=sdk_app, include_in_schema=False))
+    return server
 
 
 def _install_docs(app: FastAPI) -> None:
