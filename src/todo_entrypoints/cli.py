@@ -155,6 +155,38 @@ def _check(_: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def _mcp(args: argparse.Namespace) -> None:
+    """The MCP tools over stdio, acting for one user: `--token` (verified like any bearer
+    token), or `--user` in development. Logs go to stderr; stdout carries the protocol."""
+    from todo_adapters.auth import InvalidToken
+    from todo_entrypoints.container import Container, provide, shut_down
+    from todo_entrypoints.logging_setup import configure_logging
+    from todo_entrypoints.mcp_tools import TaskTools, acting_for
+
+    settings = _settings()
+    configure_logging(settings)
+    if args.user is not None and settings.environment is Environment.PRODUCTION:
+        sys.exit("todo-api mcp: --user is for development; in production pass --token")
+    container = Container(settings=settings)
+
+    async def run() -> None:
+        try:
+            adapters = await provide(container.adapters)
+            if args.token is not None:
+                try:
+                    owner = (await adapters.verifier.verify(args.token)).subject
+                except InvalidToken as refused:
+                    sys.exit(f"todo-api mcp: the token is not valid: {refused.description}")
+            else:
+                owner = args.user
+            acting_for(owner)
+            await TaskTools(lambda: provide(container.adapters)).run_stdio_async()
+        finally:
+            await shut_down(container)
+
+    asyncio.run(run())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="todo-api", description="The tasks service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +206,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "purge", help="drop tombstones and idempotency keys past their retention (run daily)"
     ).set_defaults(run=_purge)
     commands.add_parser("check", help="show the configuration and test connections").set_defaults(run=_check)
+    mcp = commands.add_parser("mcp", help="serve the MCP tools over stdio (for desktop AI clients)")
+    who = mcp.add_mutually_exclusive_group(required=True)
+    who.add_argument("--token", help="act for this bearer token's user")
+    who.add_argument("--user", help="act for USER (development only)")
+    mcp.set_defaults(run=_mcp)
     args = parser.parse_args(argv)
     args.run(args)
 
