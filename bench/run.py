@@ -98,13 +98,23 @@ def percentile(sorted_values: list[float], p: float) -> float:
 @dataclass
 class Scenario:
     """Requests of one kind. Each connection takes one (token, ids) line of `plan` (round
-    robin): "{id}" in the path becomes one of the line's ids, "{n}" in the body a counter."""
+    robin): "{id}" in the path and the body becomes one of the line's ids, "{n}" in the body
+    a counter; `headers` are sent besides Content-Type and Authorization."""
 
     name: str
     method: str
     path: str
     plan: list[tuple[str, list[str]]]
     body: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+# A stateless Streamable HTTP call: no session, JSON answers (what /mcp serves).
+MCP_HEADERS = (("Accept", "application/json, text/event-stream"), ("Mcp-Protocol-Version", "2025-06-18"))
+MCP_GET_TASK = (
+    '{"jsonrpc": "2.0", "id": {n}, "method": "tools/call", '
+    '"params": {"name": "get_task", "arguments": {"task_id": "{id}"}}}'
+)
 
 
 WRK = shutil.which("wrk")
@@ -128,6 +138,7 @@ async def drive_wrk(port: int, scenario: Scenario, concurrency: int, seconds: fl
             "BENCH_METHOD": scenario.method,
             "BENCH_PATH": scenario.path,
             "BENCH_BODY": scenario.body,
+            "BENCH_HEADERS": "\n".join(f"{name}: {value}" for name, value in scenario.headers),
         }
         duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds
         # One wrk thread per connection: each connection keeps its user, and no connection
@@ -158,15 +169,16 @@ async def drive_python(port: int, scenario: Scenario, concurrency: int, seconds:
     async def worker(w: int) -> None:
         nonlocal errors
         token, ids = scenario.plan[w % len(scenario.plan)]
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **dict(scenario.headers)}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         connection = await Connection.open(port)
         i = 0
         try:
             while time.perf_counter() < deadline:
-                path = scenario.path.replace("{id}", random.choice(ids) if ids else "")
-                body = scenario.body.replace("{n}", str(i)).encode()
+                task_id = random.choice(ids) if ids else ""
+                path = scenario.path.replace("{id}", task_id)
+                body = scenario.body.replace("{n}", str(i)).replace("{id}", task_id).encode()
                 started = time.perf_counter()
                 status, _ = await connection.request(scenario.method, path, headers, body)
                 latencies.append(time.perf_counter() - started)
@@ -342,6 +354,7 @@ async def scenarios(
 
     await run(Scenario("bare endpoint", "GET", "/_bench/hello", [("", [])]))
     await run(Scenario("get one", "GET", "/api/tasks/{id}", reader))
+    await run(Scenario("mcp get_task", "POST", "/mcp", reader, MCP_GET_TASK, MCP_HEADERS))
     await run(Scenario("list first 100 (filtered)", "GET", "/api/tasks?status=active&limit=100", reader))
     await run(Scenario("list 1,000", "GET", "/api/tasks?limit=1000", reader))
     await run(Scenario("create", "POST", "/api/tasks", writers, '{"title": "new {n}", "tags": ["bench"]}'))

@@ -1,9 +1,9 @@
 -- One benchmark scenario for wrk, driven by bench/run.py (one connection per wrk thread).
 --
 -- BENCH_PLAN names a file with one line per thread: "<bearer token>\t<id>,<id>,…" (ids may be
--- empty). BENCH_METHOD, BENCH_PATH and BENCH_BODY describe the request; "{id}" becomes a
--- random id of the thread's line and "{n}" a per-thread counter. BENCH_OUT receives the
--- results as JSON.
+-- empty). BENCH_METHOD, BENCH_PATH, BENCH_BODY and BENCH_HEADERS ("Name: value" lines)
+-- describe the request; "{id}" (path and body) becomes a random id of the thread's line and
+-- "{n}" a per-thread counter. BENCH_OUT receives the results as JSON.
 
 local threads = {}
 local counter = 0
@@ -36,6 +36,10 @@ function init(args)
   if token ~= "" then
     headers["Authorization"] = "Bearer " .. token
   end
+  for line in string.gmatch(os.getenv("BENCH_HEADERS") or "", "[^\n]+") do
+    local name, value = line:match("^([^:]+):%s*(.*)$")
+    headers[name] = value
+  end
   math.randomseed(index + 1)
 end
 
@@ -43,7 +47,10 @@ function request()
   counter = counter + 1
   local id = #ids_list > 0 and ids_list[math.random(#ids_list)] or ""
   local target = path:gsub("{id}", id)
-  local payload = body ~= "" and body:gsub("{n}", tostring(counter)) or nil
+  local payload = nil
+  if body ~= "" then
+    payload = body:gsub("{n}", tostring(counter)):gsub("{id}", id)
+  end
   return wrk.format(method, target, headers, payload)
 end
 

@@ -430,3 +430,19 @@ def test_an_mcp_1x_client_over_streamable_http(server: str, mcp_v1_python: Path,
     assert answer["added"]["status"] == "created"
     assert answer["bad"]["isError"] is True
     assert answer["bad"]["body"]["error"]["code"] == "validation_error"
+
+
+def test_the_readme_mcp_client_snippet_runs(server: str) -> None:
+    import contextlib
+    import io
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL) if "/mcp" in b]
+    code = snippet.replace("http://127.0.0.1:8000", server).replace("<a bearer token>", _token("readme"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+    task_id, total = out.getvalue().split()
+    assert len(task_id) == 36
+    assert total == "1"
