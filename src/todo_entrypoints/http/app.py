@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.applications import Starlette
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from todo_entrypoints.container import Adapters, Container, shut_down
 from todo_entrypoints.http import deps, operations, routes
@@ -79,7 +82,7 @@ def create_app(container: Container | None = None, settings: Settings | None = N
             gc.set_threshold(*GC_THRESHOLDS)
             async with AsyncExitStack() as running:
                 if mcp is not None:
-                    await running.enter_async_context(mcp.session_manager.run())
+                    await running.enter_async_context(_held_in_own_task(mcp.started()))
                 yield
         finally:
             await shut_down(container)
@@ -136,7 +139,32 @@ def create_app(container: Container | None = None, settings: Settings | None = N
     return app
 
 
-def _mount_mcp(app: FastAPI, settings: Settings) -> Any:
+@asynccontextmanager
+async def _held_in_own_task(context: AbstractAsyncContextManager[Any]) -> AsyncIterator[None]:
+    """Enters and leaves `context` in one task of its own. The MCP session manager holds an
+    anyio task group, whose cancel scope must be left by the task that entered it; a lifespan
+    may start in one task and end in another (test fixtures do)."""
+    entered, leave = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with context:
+            entered.set()
+            await leave.wait()
+
+    holder = asyncio.create_task(hold())
+    waiting = asyncio.create_task(entered.wait())
+    await asyncio.wait({holder, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if holder.done():
+        waiting.cancel()
+        holder.result()  # it failed to enter: raise why
+    try:
+        yield
+    finally:
+        leave.set()
+        await holder
+
+
+def _mount_mcp(app: FastAPI, settings: Settings) -> _McpEndpoint | None:
     """The MCP server (mcp_tools.py) at /mcp over Streamable HTTP, stateless with JSON
     responses, behind the SDK's bearer middleware; its RFC 9728 metadata at
     /.well-known/oauth-protected-resource/mcp. The SDK's Starlette app is routed to as is, for
@@ -164,16 +192,37 @@ def _mount_mcp(app: FastAPI, settings: Settings) -> Any:
         validate_token_resource=False,  # our verifiers check the audience themselves
     )
     server = TaskTools(adapters, auth=auth, verifier=BearerVerifier(adapters))
-    sdk_app = server.streamable_http_app(
-        streamable_http_path="/mcp",
-        json_response=True,
-        stateless_http=True,
-        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    endpoint = _McpEndpoint(
+        lambda: server.streamable_http_app(
+            streamable_http_path="/mcp",
+            json_response=True,
+            stateless_http=True,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        ),
+        server,
     )
-    for route in sdk_app.routes:
+    for route in endpoint.app.routes:
         path = getattr(route, "path", "")
-        app.router.routes.append(Route(path, endpoint=sdk_app, include_in_schema=False))
-    return server
+        app.router.routes.append(Route(path, endpoint=endpoint, include_in_schema=False))
+    return endpoint
+
+
+class _McpEndpoint:
+    """The SDK's Starlette app as one ASGI endpoint, rebuilt each time the app starts: the
+    SDK's session manager runs only once per instance, and an app may be started again
+    (tests do)."""
+
+    def __init__(self, build: Callable[[], Starlette], server: Any) -> None:
+        self._build, self._server = build, server
+        self.app = build()
+
+    def started(self) -> AbstractAsyncContextManager[None]:
+        self.app = self._build()
+        run: AbstractAsyncContextManager[None] = self._server.session_manager.run()
+        return run
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def _install_docs(app: FastAPI) -> None:
