@@ -5,12 +5,17 @@ on every error status; every LIST_RESPONSE_SHAPE (body, headers, OpenAPI)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.http_support import app_for, auth, serve
+from tests.integration.http_support import app_for, auth, make_settings, serve
+from todo_domain import StorageUnavailable, TaskService
+from todo_domain.sync import ChangeToken
+from todo_entrypoints.container import Container, provide
+from todo_entrypoints.http.app import create_app
 
 USER = "frontend-user"
 A = auth(USER)
@@ -271,12 +276,44 @@ async def test_every_problem_carries_message_and_error(client: httpx.AsyncClient
         await client.post("/api/tasks", content=b"title", headers={**A, "Content-Type": "text/plain"}),
         await _create(client, {"title": ""}),
     ]
-    assert [r.status_code for r in answers] == [400, 401, 403, 404, 405, 412, 413, 415, 422]
+    expired = ChangeToken(0, datetime(2000, 1, 1, tzinfo=UTC)).encode()
+    answers.append(await client.get(f"/api/tasks/changes?since={expired}", headers=A))
+    assert [r.status_code for r in answers] == [400, 401, 403, 404, 405, 412, 413, 415, 422, 410]
+    answers += [await _limited(), await _exploding(), await _database_down()]
+    assert [r.status_code for r in answers[-3:]] == [429, 500, 503]
     for response in answers:
         body = response.json()
         assert body["message"] == body["detail"]
         assert body["error"] == {"code": body["code"], "message": body["detail"]}
         assert isinstance(body["detail"], str)
+
+
+async def _limited() -> httpx.Response:
+    async with serve(app_for(rate_limit_enabled=True, rate_limit_read="1/minute")) as c:
+        await c.get("/api/tasks", headers=A)
+        return await c.get("/api/tasks", headers=A)
+
+
+async def _exploding() -> httpx.Response:
+    class Exploding(TaskService):
+        async def list(self, owner: str, query: object = None) -> Any:
+            raise RuntimeError("boom")
+
+    container = Container(settings=make_settings())
+    container.service.override(Exploding(await provide(container.unit_of_work)))
+    async with serve(create_app(container), raise_app_exceptions=False) as c:
+        return await c.get("/api/tasks", headers=A)
+
+
+async def _database_down() -> httpx.Response:
+    class Down:
+        def begin(self, *, read_only: bool = False) -> Any:
+            raise StorageUnavailable("the database is unreachable")
+
+    container = Container(settings=make_settings())
+    container.unit_of_work.override(Down())
+    async with serve(create_app(container)) as c:
+        return await c.get("/api/tasks", headers=A)
 
 
 # -- list shape -----------------------------------------------------------------------------------

@@ -446,3 +446,30 @@ def test_the_readme_mcp_client_snippet_runs(server: str) -> None:
     task_id, total = out.getvalue().split()
     assert len(task_id) == 36
     assert total == "1"
+
+
+def test_the_sdk_is_loaded_on_the_first_mcp_request_only() -> None:
+    """A deployment that serves only /api does not pay the SDK's memory."""
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from tests.integration.http_support import app_for, auth, serve
+
+        async def main():
+            async with serve(app_for()) as client:
+                assert (await client.get("/api/tasks", headers=auth("x"))).status_code == 200
+                print("before", "mcp" in sys.modules)
+                call = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+                await client.post("/mcp", json=call, headers=auth("x"))
+                print("after", "mcp" in sys.modules)
+
+        asyncio.run(main())
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["before", "False", "after", "True"]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import fastapi_offline
 from fastapi import Depends, FastAPI, Request
@@ -16,12 +14,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.applications import Starlette
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from todo_entrypoints.container import Adapters, Container, shut_down
+from todo_entrypoints.container import Container, shut_down
 from todo_entrypoints.http import deps, operations, routes
+from todo_entrypoints.http.mcp_endpoint import mount_mcp
 from todo_entrypoints.http.middleware import Metrics, RequestContextMiddleware
 from todo_entrypoints.http.openapi import install_problem_schema
 from todo_entrypoints.http.problems import install_problem_handlers
@@ -80,11 +76,12 @@ def create_app(container: Container | None = None, settings: Settings | None = N
             gc.collect()
             gc.freeze()  # start-up objects never need collecting again; keeps GC pauses short
             gc.set_threshold(*GC_THRESHOLDS)
-            async with AsyncExitStack() as running:
-                if mcp is not None:
-                    await running.enter_async_context(_held_in_own_task(mcp.started()))
-                yield
+            if mcp is not None:
+                mcp.reset()
+            yield
         finally:
+            if mcp is not None:
+                await mcp.stop()
             await shut_down(container)
 
     app = FastAPI(
@@ -120,7 +117,7 @@ def create_app(container: Container | None = None, settings: Settings | None = N
             dependencies=[Depends(deps.require_path_owner)],
         )
     app.include_router(operations.router)
-    mcp = _mount_mcp(app, settings) if settings.mcp_enabled else None
+    mcp = mount_mcp(app, settings, lambda: deps.resolve_adapters(app)) if settings.mcp_enabled else None
     _install_docs(app)
     install_problem_schema(app)
 
@@ -137,92 +134,6 @@ def create_app(container: Container | None = None, settings: Settings | None = N
         RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
     )
     return app
-
-
-@asynccontextmanager
-async def _held_in_own_task(context: AbstractAsyncContextManager[Any]) -> AsyncIterator[None]:
-    """Enters and leaves `context` in one task of its own. The MCP session manager holds an
-    anyio task group, whose cancel scope must be left by the task that entered it; a lifespan
-    may start in one task and end in another (test fixtures do)."""
-    entered, leave = asyncio.Event(), asyncio.Event()
-
-    async def hold() -> None:
-        async with context:
-            entered.set()
-            await leave.wait()
-
-    holder = asyncio.create_task(hold())
-    waiting = asyncio.create_task(entered.wait())
-    await asyncio.wait({holder, waiting}, return_when=asyncio.FIRST_COMPLETED)
-    if holder.done():
-        waiting.cancel()
-        holder.result()  # it failed to enter: raise why
-    try:
-        yield
-    finally:
-        leave.set()
-        await holder
-
-
-def _mount_mcp(app: FastAPI, settings: Settings) -> _McpEndpoint | None:
-    """The MCP server (mcp_tools.py) at /mcp over Streamable HTTP, stateless with JSON
-    responses, behind the SDK's bearer middleware; its RFC 9728 metadata at
-    /.well-known/oauth-protected-resource/mcp. The SDK's Starlette app is routed to as is, for
-    exactly those two paths, inside our middleware (request ids, body limit, CORS, access log).
-    DNS-rebinding protection is off: it guards unauthenticated local servers, and every MCP
-    request here carries a bearer token a rebinding page cannot read."""
-    try:
-        from mcp.server.auth.settings import AuthSettings
-        from mcp.server.transport_security import TransportSecuritySettings
-
-        from todo_entrypoints.mcp_tools import BearerVerifier, TaskTools
-    except ModuleNotFoundError as missing:
-        if missing.name is None or not missing.name.startswith("mcp"):
-            raise
-        log.warning("MCP is off: the mcp SDK is not installed (pip install 'todo-service[mcp]')")
-        return None
-
-    async def adapters() -> Adapters:
-        return await deps.resolve_adapters(app)
-
-    public = settings.public_url.rstrip("/")
-    auth = AuthSettings(
-        issuer_url=settings.auth_issuer or public,
-        resource_server_url=f"{public}/mcp",
-        validate_token_resource=False,  # our verifiers check the audience themselves
-    )
-    server = TaskTools(adapters, auth=auth, verifier=BearerVerifier(adapters))
-    endpoint = _McpEndpoint(
-        lambda: server.streamable_http_app(
-            streamable_http_path="/mcp",
-            json_response=True,
-            stateless_http=True,
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        ),
-        server,
-    )
-    for route in endpoint.app.routes:
-        path = getattr(route, "path", "")
-        app.router.routes.append(Route(path, endpoint=endpoint, include_in_schema=False))
-    return endpoint
-
-
-class _McpEndpoint:
-    """The SDK's Starlette app as one ASGI endpoint, rebuilt each time the app starts: the
-    SDK's session manager runs only once per instance, and an app may be started again
-    (tests do)."""
-
-    def __init__(self, build: Callable[[], Starlette], server: Any) -> None:
-        self._build, self._server = build, server
-        self.app = build()
-
-    def started(self) -> AbstractAsyncContextManager[None]:
-        self.app = self._build()
-        run: AbstractAsyncContextManager[None] = self._server.session_manager.run()
-        return run
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
 
 
 def _install_docs(app: FastAPI) -> None:
