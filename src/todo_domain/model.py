@@ -131,10 +131,10 @@ class NewTask:
     ) -> None:
         parse = _Parse()
         values: dict[str, Any] = {
-            "title": parse.field(lambda: Title(title)),
+            "title": parse.field(lambda: Title.parse(title)),
             "description": parse.field(lambda: Description.of(description)),
             "priority": parse.field(lambda: _priority(priority)),
-            "tags": parse.field(lambda: Tags(tags)),
+            "tags": parse.field(lambda: Tags.parse(tags)),
             "due_date": parse.field(lambda: utc("due_date", due_date)),
             "remind_at": parse.field(lambda: utc("remind_at", remind_at)),
             "recurrence": parse.field(lambda: _recurrence(recurrence)),
@@ -193,10 +193,10 @@ class TaskPatch:
     ) -> None:
         parse = _Parse()
         converters: dict[str, tuple[object, Callable[[Any], Any]]] = {
-            "title": (title, Title),
+            "title": (title, Title.parse),
             "description": (description, Description.of),
             "priority": (priority, _priority),
-            "tags": (tags, lambda v: Tags(v or ())),
+            "tags": (tags, lambda v: Tags.parse(v or ())),
             "due_date": (due_date, lambda v: utc("due_date", v)),
             "remind_at": (remind_at, lambda v: utc("remind_at", v)),
             "recurrence": (recurrence, _recurrence),
@@ -212,7 +212,7 @@ class TaskPatch:
         if completed is not UNSET:
             _check_agreement(parse.errors, None if status is UNSET else self.status, completed)  # type: ignore[arg-type]
         object.__setattr__(self, "completed", completed)
-        object.__setattr__(self, "add_tags", parse.field(lambda: Tags(add_tags)))
+        object.__setattr__(self, "add_tags", parse.field(lambda: Tags.parse(add_tags)))
         parse.done()
 
     def target_status(self, currently_completed: bool) -> Status | None:

@@ -60,6 +60,30 @@ def _check_text(field: str, value: str, *, multiline: bool = False) -> None:
     raise InvalidTask.one(field, f"must not contain control character U+{ord(char):04X}", "control_character")
 
 
+# What new titles, tags and owners may not hold besides that (SPEC §13.2): C1 controls,
+# bidirectional overrides and isolates, and line/paragraph separators — text that renders as
+# something else than it is. Stored text is read back under the rules above only, so a task
+# written before these rules still loads.
+_MISLEADING = re.compile("[\x80-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+# Text with nothing visible: whitespace and the format characters that render as nothing.
+_INVISIBLE = re.compile(
+    "[\\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u2060-\u2064\u206a-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]*"
+)
+
+
+def _check_input_text(field: str, text: str) -> None:
+    """The rules for text a caller sends (titles, tags, token subjects), on top of `_check_text`."""
+    if _INVISIBLE.fullmatch(text):
+        raise InvalidTask.one(field, "must have at least 1 visible character", "too_short")
+    found = _MISLEADING.search(text)
+    if found is not None:
+        char = f"U+{ord(found.group()):04X}"
+        raise InvalidTask.one(
+            field, f"must not contain {char} (it renders misleadingly)", "invisible_or_bidi"
+        )
+
+
 def _require_str(field: str, value: object) -> str:
     if not isinstance(value, str):
         raise InvalidTask.one(field, "must be a string", "type_error")
@@ -79,6 +103,13 @@ class Title(str):
             raise InvalidTask.one("title", f"must have at most {MAX_TITLE} characters", "too_long")
         _check_text("title", text)
         return super().__new__(cls, text)
+
+    @classmethod
+    def parse(cls, value: object) -> Title:
+        """A title a caller sends: also something visible, nothing that renders misleadingly."""
+        title = cls(value)
+        _check_input_text("title", title)
+        return title
 
 
 class Description(str):
@@ -114,6 +145,7 @@ class Owner(str):
         if len(value) > MAX_OWNER:
             raise InvalidTask.one("user_id", f"must have at most {MAX_OWNER} characters", "too_long")
         _check_text("user_id", value)
+        _check_input_text("user_id", value)
         return super().__new__(cls, value)
 
 
@@ -137,6 +169,14 @@ class Tags(tuple[str, ...]):
         if len(seen) > MAX_TAGS:
             raise InvalidTask.one("tags", f"must have at most {MAX_TAGS} tags", "too_many")
         return super().__new__(cls, sorted(seen))
+
+    @classmethod
+    def parse(cls, values: Iterable[object] = ()) -> Tags:
+        """Tags a caller sends: each also visible, nothing that renders misleadingly."""
+        tags = cls(values)
+        for tag in tags:
+            _check_input_text("tags", tag)
+        return tags
 
 
 class Status(enum.StrEnum):

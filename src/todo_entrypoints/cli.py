@@ -48,7 +48,12 @@ def _serve(args: argparse.Namespace) -> None:
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=30,
-        proxy_headers=True,
+        # X-Forwarded-* only from the proxies named in FORWARDED_ALLOW_IPS (none by default,
+        # loopback included), so a client cannot pick the IP its rate limit is counted under.
+        proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+        forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
+        server_header=False,
+        timeout_keep_alive=5,
     )
 
 

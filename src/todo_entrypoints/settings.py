@@ -91,6 +91,15 @@ class Settings(BaseSettings):
     tombstone_retention_days: int = Field(30, ge=1, le=3650)
     idempotency_retention_hours: int = Field(24, ge=24, le=24 * 365)
 
+    # -- what production exposes (SPEC §13) ----------------------------------------------------
+    docs_enabled: bool | None = Field(
+        None, description="/docs and /openapi.json; default: on outside production"
+    )
+    metrics_token: SecretStr | None = None
+    forwarded_allow_ips: str = Field(
+        "", description="proxies whose X-Forwarded-For/-Proto are trusted (comma-separated; '' = none)"
+    )
+
     # -- AI agents (SPEC §14) ------------------------------------------------------------------
     mcp_enabled: bool = True
     public_url: str = Field(
@@ -155,6 +164,12 @@ class Settings(BaseSettings):
         return any(
             v is not None for v in (self.auth_jwt_secret, self.auth_jwks_url, self.auth_session_database_url)
         )
+
+    @property
+    def serves_docs(self) -> bool:
+        if self.docs_enabled is not None:
+            return self.docs_enabled
+        return self.environment is not Environment.PRODUCTION
 
     @property
     def is_memory(self) -> bool:

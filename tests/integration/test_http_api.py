@@ -326,7 +326,7 @@ async def test_if_none_match_gives_304(client: httpx.AsyncClient) -> None:
     assert changed.status_code == 200
 
 
-@pytest.mark.parametrize("if_match", ['"1"', "*", 'W/"1"', '"5", "1"'])
+@pytest.mark.parametrize("if_match", ['"1"', "*", '"5", "1"'])
 async def test_a_matching_if_match_applies_the_write(client: httpx.AsyncClient, if_match: str) -> None:
     task = await create(client)
     response = await client.patch(

@@ -223,3 +223,55 @@ def test_as_utc_reads_naive_values_as_utc_and_converts_aware_ones() -> None:
     assert as_utc(eastern).tzinfo is UTC
     with pytest.raises(OverflowError):
         as_utc(datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))))
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "\u200b",
+        "\ufeff",
+        " \u200b\u2060 ",
+        "a\u0085b",
+        "a\u009fb",
+        "evil\u202etxt.exe",
+        "a\u2066b\u2069",
+        "a\u2028b",
+        "a\u2029b",
+    ],
+)
+def test_titles_a_caller_sends_are_visible_and_do_not_mislead(title: str) -> None:
+    with pytest.raises(InvalidTask) as exc:
+        NewTask(title=title)
+    assert {f for f, _ in codes(exc)} == {"title"}
+    with pytest.raises(InvalidTask):
+        TaskPatch(title=title)
+
+
+@pytest.mark.parametrize("tag", ["\u200b", "a\u202eb", "a\u0080", "a\u2028b"])
+def test_tags_a_caller_sends_are_visible_and_do_not_mislead(tag: str) -> None:
+    with pytest.raises(InvalidTask) as exc:
+        NewTask(title="t", tags=[tag])
+    assert {f for f, _ in codes(exc)} == {"tags"}
+    with pytest.raises(InvalidTask):
+        TaskPatch(add_tags=[tag])
+
+
+def test_emoji_sequences_and_ordinary_unicode_stay_valid() -> None:
+    for title in (
+        "\U0001f469\u200d\U0001f4bb code review",
+        "Caf\u00e9 \u00fcber \u65e5\u672c",
+        "\u05e9\u05dc\u05d5\u05dd",
+    ):
+        assert NewTask(title=title).title == title
+
+
+def test_stored_text_is_read_under_the_storage_rules_only() -> None:
+    """A task written before the input rules still loads (rows are rebuilt with Title())."""
+    assert Title("a\u2028b") == "a\u2028b"
+    assert Tags(["a\u202eb"]) == ("a\u202eb",)
+
+
+@pytest.mark.parametrize("subject", ["a\u202eb", "\u200b", "x\u0085"])
+def test_owners_do_not_mislead(subject: str) -> None:
+    with pytest.raises(InvalidTask):
+        Owner(subject)

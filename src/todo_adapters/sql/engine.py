@@ -6,6 +6,8 @@ pinging only connections that sat idle (a ping on every checkout costs ~40 % thr
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -150,10 +152,18 @@ def driver_arguments(target: NormalisedUrl, config: DatabaseConfig) -> dict[str,
     return connect_args
 
 
+def _create_private(path: Path) -> None:
+    """A new SQLite file is created readable by its owner only (0600); SQLite gives its WAL and
+    shared-memory files the database file's permissions. An existing file is left as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _sqlite_engine(target: NormalisedUrl, config: DatabaseConfig) -> AsyncEngine:
     database = target.url.database
     if database and database != ":memory:":
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(database).expanduser())
     # One connection per process serialises transactions in-process; other processes wait on
     # busy_timeout. Every write transaction starts with BEGIN IMMEDIATE, so a read-then-write
     # never fails half-way with "database is locked"; reads (execution option READ_ONLY) take a

@@ -21,7 +21,7 @@ from todo_entrypoints.http.mcp_endpoint import mount_mcp
 from todo_entrypoints.http.middleware import Metrics, RequestContextMiddleware
 from todo_entrypoints.http.openapi import install_problem_schema
 from todo_entrypoints.http.problems import install_problem_handlers
-from todo_entrypoints.settings import Settings
+from todo_entrypoints.settings import Environment, Settings
 
 __all__ = ["create_app"]
 
@@ -90,10 +90,15 @@ def create_app(container: Container | None = None, settings: Settings | None = N
         description="Multi-user tasks with bearer-token auth. Errors are RFC 9457 problem+json.",
         lifespan=lifespan,
         docs_url=None,
+        openapi_url="/openapi.json" if settings.serves_docs else None,
         redoc_url=None,
     )
     app.state.container = container
     app.state.metrics = Metrics()
+    app.state.metrics_token = (
+        None if settings.metrics_token is None else settings.metrics_token.get_secret_value()
+    )
+    app.state.production = settings.environment is Environment.PRODUCTION
     install_problem_handlers(app)
 
     if settings.bench_endpoint:
@@ -118,7 +123,8 @@ def create_app(container: Container | None = None, settings: Settings | None = N
         )
     app.include_router(operations.router)
     mcp = mount_mcp(app, settings, lambda: deps.resolve_adapters(app)) if settings.mcp_enabled else None
-    _install_docs(app)
+    if settings.serves_docs:
+        _install_docs(app)
     install_problem_schema(app)
 
     app.add_middleware(

@@ -15,14 +15,16 @@ def etag(task: Task) -> str:
     return f'"{task.version}"'
 
 
-def parse_etags(header: str) -> set[str] | None:
-    """The entity tags of a header, weak prefixes dropped; None stands for `*`."""
+def parse_etags(header: str, *, weak: bool) -> set[str] | None:
+    """The entity tags of a header; None stands for `*`. With `weak` (If-None-Match's weak
+    comparison) `W/"1"` counts as `"1"`; without it (If-Match's strong comparison, RFC 9110
+    §13.1.1) a weak tag is kept as it is and so matches no version."""
     if header.strip() == ANY:
         return None
     tags = set()
     for part in header.split(","):
         part = part.strip()
-        if part.startswith("W/"):
+        if weak and part.startswith("W/"):
             part = part[2:]
         if part:
             tags.add(part)
@@ -30,7 +32,8 @@ def parse_etags(header: str) -> set[str] | None:
 
 
 def matches(header: str, task: Task) -> bool:
-    tags = parse_etags(header)
+    """If-None-Match: does the header name the task's current version?"""
+    tags = parse_etags(header, weak=True)
     return tags is None or etag(task) in tags
 
 
@@ -51,7 +54,7 @@ async def expected_version(header: str | None, current: Callable[[], Awaitable[T
     """
     if header is None:
         return None
-    tags = parse_etags(header)
+    tags = parse_etags(header, weak=False)
     if tags is None:
         return None
     versions = {v for v in map(_version, tags) if v is not None}

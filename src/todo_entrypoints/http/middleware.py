@@ -80,6 +80,11 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path: str = scope["path"]
+        head = scope["method"] == "HEAD"
+        if head or (path.endswith("/") and path != "/"):
+            scope = _normalised(scope, head)
+        extra_headers = _SECURITY_HEADERS.get(_area(scope["path"]), _SECURITY_HEADERS[""])
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         # Not reset afterwards: each request runs in its own task (its own context copy), and
@@ -93,11 +98,16 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = message.get("headers", [])
+                present = {name.lower() for name, _ in headers}
                 message["headers"] = [
-                    *message.get("headers", []),
+                    *headers,
                     (b"x-request-id", raw_id),
                     *((k.lower().encode(), v.encode()) for k, v in facts.response_headers.items()),
+                    *((name, value) for name, value in extra_headers if name not in present),
                 ]
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}  # HEAD: the GET's headers, no body
             await send(message)
 
         try:
@@ -147,6 +157,44 @@ class RequestContextMiddleware:
             return message
 
         return counting
+
+
+# SPEC §13.9, by area of the path: nosniff everywhere; private JSON never stored by shared
+# caches (ETag revalidation still works); the docs page framed by nobody, its scripts its own.
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_SECURITY_HEADERS: dict[str, tuple[tuple[bytes, bytes], ...]] = {
+    "": (_NOSNIFF,),
+    "api": (_NOSNIFF, (b"cache-control", b"private, no-cache")),
+    "docs": (
+        _NOSNIFF,
+        (b"x-frame-options", b"DENY"),
+        (
+            b"content-security-policy",
+            b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            b"img-src 'self' data:; frame-ancestors 'none'",
+        ),
+    ),
+}
+
+
+def _area(path: str) -> str:
+    if path.startswith("/api/") or path == "/api":
+        return "api"
+    if path == "/docs" or path.startswith("/docs-assets/"):
+        return "docs"
+    return ""
+
+
+def _normalised(scope: Scope, head: bool) -> Scope:
+    """`/api/tasks/` is served as `/api/tasks` (no redirect built from the Host header, SPEC
+    §13.5), and HEAD as the GET it asks about (SPEC §13.10)."""
+    path: str = scope["path"].rstrip("/") or "/"
+    raw: bytes = scope.get("raw_path") or path.encode()
+    raw_path, _, query = raw.partition(b"?")
+    changed = {**scope, "path": path, "raw_path": raw_path.rstrip(b"/") + (b"?" + query if query else b"")}
+    if head:
+        changed["method"] = "GET"
+    return changed
 
 
 def _route_template(scope: Scope) -> str:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from todo_domain import StorageUnavailable
 from todo_entrypoints.http.deps import HealthChecksDep
+from todo_entrypoints.http.problems import HttpProblem
 from todo_entrypoints.http.schemas import ReadinessOut
 
 __all__ = ["router"]
@@ -52,5 +55,17 @@ async def ready(checks: HealthChecksDep) -> JSONResponse:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> Response:
+    """Open in development; in production 404 unless METRICS_TOKEN is set; with a token, only
+    for `Authorization: Bearer <METRICS_TOKEN>` (SPEC §13.4)."""
+    token: str | None = request.app.state.metrics_token
+    if token is None and request.app.state.production:
+        raise StarletteHTTPException(404)
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise HttpProblem(
+                401, "unauthorized", "The metrics need the METRICS_TOKEN bearer token.",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )  # fmt: skip
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from todo_adapters.auth import AuthUnavailable, InvalidToken
 from todo_domain.errors import (
@@ -225,7 +226,25 @@ def _starlette_problem(request: Request, exc: StarletteHTTPException) -> Respons
         detail = "No such resource."
     elif exc.status_code == 405:
         detail = f"{request.method} is not allowed here."
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return problem_response(request, exc.status_code, detail, headers=headers)
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this path (Starlette names only the first route's),
+    found by asking the routes themselves; HEAD wherever GET is, as the middleware serves it."""
+    methods = {
+        method
+        for route in request.app.router.routes
+        for method in _METHODS
+        if route.matches({**request.scope, "method": method})[0] is Match.FULL
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 def _unauthorized(request: Request, exc: InvalidToken) -> Response:

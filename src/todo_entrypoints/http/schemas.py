@@ -87,7 +87,16 @@ def _bare_recurrence(value: Any) -> Any:
 
 StatusIn = Annotated[Status, BeforeValidator(_status_alias)]
 PriorityIn = Annotated[Priority, BeforeValidator(_priority_alias)]
-UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def _a_string(value: Any) -> Any:
+    """Datetimes travel as text (SPEC §13.3): a JSON number is never guessed as seconds or ms."""
+    if isinstance(value, int | float):
+        raise ValueError("must be an RFC 3339 date-time or a date, as a string")
+    return value
+
+
+UtcDateTime = Annotated[datetime, BeforeValidator(_a_string), AfterValidator(_as_utc)]
 _MOMENT: TypeAdapter[datetime] = TypeAdapter(UtcDateTime)
 
 
