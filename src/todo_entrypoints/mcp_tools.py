@@ -209,7 +209,11 @@ DESTRUCTIVE = ToolAnnotations(
 
 
 def _given(**arguments: Any) -> dict[str, Any]:
-    return {name: value for name, value in arguments.items() if value is not None}
+    """The arguments a call sets, as an HTTP body would carry them (for the same schemas)."""
+    given = {name: value for name, value in arguments.items() if value is not None}
+    if isinstance(given.get("recurrence"), RecurrenceIn):
+        given["recurrence"] = given["recurrence"].model_dump()
+    return given
 
 
 class TaskTools(MCPServer[Any]):
@@ -333,7 +337,7 @@ class TaskTools(MCPServer[Any]):
             due_date=due_date,
             remind_at=remind_at,
             tags=tags,
-            recurrence=recurrence.model_dump() if isinstance(recurrence, RecurrenceIn) else recurrence,
+            recurrence=recurrence,
         )
 
         async def work(adapters: Adapters, owner: str) -> Mapping[str, Any]:
@@ -434,7 +438,7 @@ class TaskTools(MCPServer[Any]):
             due_date=due_date,
             remind_at=remind_at,
             tags=tags,
-            recurrence=recurrence.model_dump() if isinstance(recurrence, RecurrenceIn) else recurrence,
+            recurrence=recurrence,
         )
 
         async def work(adapters: Adapters, owner: str) -> Mapping[str, Any]:

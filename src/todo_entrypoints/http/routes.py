@@ -241,22 +241,6 @@ _COMPLETE_RESPONSES = {200: {"headers": ETAG_HEADER}, **ERRORS(400, 401, 403, 40
 
 
 @router.patch(
-    "/tasks/{task_id}/toggle",
-    response_model=TaskOut,
-    summary="Toggle a task (alias of …/complete)",
-    description="The spelling of other frontends (SPEC §21); exactly `PATCH …/complete`.",
-    deprecated=True,
-    responses=_COMPLETE_RESPONSES,
-)
-@router.patch(
-    "/tasks/{task_id}/toggle-completion",
-    response_model=TaskOut,
-    summary="Toggle a task (alias of …/complete)",
-    description="The spelling of other frontends (SPEC §21); exactly `PATCH …/complete`.",
-    deprecated=True,
-    responses=_COMPLETE_RESPONSES,
-)
-@router.patch(
     "/tasks/{task_id}/complete",
     response_model=TaskOut,
     summary="Complete, reopen or toggle a task",
@@ -275,6 +259,20 @@ async def complete_task(
     completed = None if body is None else body.completed
     version = await _write_version(service, owner, uid, if_match)
     return _task_response(await service.set_completed(owner, uid, completed, expected_version=version))
+
+
+# The spellings of other frontends (SPEC §21): exactly `PATCH …/complete`, deprecated.
+for _alias in ("/tasks/{task_id}/toggle", "/tasks/{task_id}/toggle-completion"):
+    router.add_api_route(
+        _alias,
+        complete_task,
+        methods=["PATCH"],
+        response_model=TaskOut,
+        summary="Toggle a task (alias of …/complete)",
+        description="The spelling of other frontends (SPEC §21); exactly `PATCH …/complete`.",
+        deprecated=True,
+        responses=_COMPLETE_RESPONSES,
+    )
 
 
 @router.get(
