@@ -6,7 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: help run test lint bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,23 +17,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP)  ## start the API on SQLite (http://127.0.0.1:8000/docs)
 	$(BIN)/todo-api serve
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, mypy --strict (source and tests), import-linter
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/mypy tests
 	$(BIN)/lint-imports
 
-test: lint
+test: lint  ## everything CI runs: lint, then pytest
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP)  ## the benchmark (installs wrk; results in bench/results/)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 		|| echo "wrk could not be installed: the benchmark falls back to its Python client"
 	$(BIN)/python bench/run.py
 
-clean:
+clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

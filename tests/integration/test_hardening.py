@@ -187,3 +187,13 @@ def test_forwarded_for_is_not_trusted_by_default(tmp_path: Path) -> None:
         ]
     assert statuses[:3] == [401, 401, 401]
     assert statuses[3:] == [429, 429]  # a rotating X-Forwarded-For did not reset the per-IP budget
+
+
+async def test_development_has_an_index_and_production_does_not(client: httpx.AsyncClient) -> None:
+    index = (await client.get("/")).json()
+    assert index["docs"] == "/docs"
+    assert index["openapi"] == "/openapi.json"
+    assert index["health"] == "/health"
+    assert (await client.get(index["health"])).status_code == 200
+    async with serve(app_for(environment="production")) as production:
+        assert (await production.get("/")).status_code == 404

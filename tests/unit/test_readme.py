@@ -32,3 +32,11 @@ def test_the_readme_database_example_runs_on_sqlite(tmp_path: Path, monkeypatch:
         exec(compile(example, str(README), "exec"), {"__name__": "__readme__"})
     assert out.getvalue().strip() == "Buy milk"
     assert (tmp_path / "todo-example.db").exists()
+
+
+def test_env_example_lists_every_setting() -> None:
+    from todo_entrypoints.settings import Settings
+
+    example = (README.parent / ".env.example").read_text(encoding="utf-8")
+    named = set(re.findall(r"^# ([A-Z_]+)=", example, flags=re.MULTILINE))
+    assert named == {name.upper() for name in Settings.model_fields}

@@ -21,6 +21,17 @@ router = APIRouter(tags=["operations"])
 READINESS_TIMEOUT_SECONDS = 3.0
 
 
+@router.get("/", include_in_schema=False)
+async def index(request: Request) -> dict[str, str]:
+    """Where to start, in development (SPEC §13.11); production answers 404 here."""
+    if request.app.state.production:
+        raise StarletteHTTPException(404)
+    links = {"api": "/api/tasks", "health": "/health", "mcp": "/mcp"}
+    if request.app.openapi_url:
+        links |= {"docs": "/docs", "openapi": request.app.openapi_url}
+    return {"name": request.app.title, **links}
+
+
 @router.get("/health", summary="Liveness: the process answers (no I/O)")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
