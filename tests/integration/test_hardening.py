@@ -4,14 +4,16 @@ file modes (9), HTTP semantics (10), proxy headers (8, through a real server).""
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Message, Scope
 
 from tests.integration.http_support import SECRET, app_for, auth, serve
 from tests.integration.servers import running_server
@@ -197,3 +199,75 @@ async def test_development_has_an_index_and_production_does_not(client: httpx.As
     assert (await client.get(index["health"])).status_code == 200
     async with serve(app_for(environment="production")) as production:
         assert (await production.get("/")).status_code == 404
+
+
+# -- 7: hang-ups and real 500s ------------------------------------------------------------------------
+
+
+async def test_a_real_500_logs_one_traceback_and_closes_the_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.integration.http_support import make_settings
+    from todo_domain import TaskService
+    from todo_entrypoints.container import Container, provide
+    from todo_entrypoints.http.app import create_app
+
+    class Exploding(TaskService):
+        async def list(self, owner: str, query: object = None) -> Any:
+            raise RuntimeError("boom")
+
+    container = Container(settings=make_settings())
+    container.service.override(Exploding(await provide(container.unit_of_work)))
+    with caplog.at_level(logging.INFO):
+        async with serve(create_app(container), raise_app_exceptions=False) as c:
+            response = await c.get("/api/tasks", headers=A)
+    assert response.status_code == 500
+    assert response.headers["connection"] == "close"
+    assert response.json()["code"] == "internal_error"
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1
+    exc_info = tracebacks[0].exc_info
+    assert exc_info is not None
+    assert "boom" in str(exc_info[1])
+
+
+async def test_a_client_hanging_up_mid_body_is_499_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    app = app_for()
+    token = A["Authorization"].encode()
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/tasks",
+        "raw_path": b"/api/tasks",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", token),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"100"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    partial: Message = {"type": "http.request", "body": b'{"tit', "more_body": True}
+    messages: Iterator[Message] = iter([partial, {"type": "http.disconnect"}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> Message:
+        return next(messages, {"type": "http.disconnect"})
+
+    async def send(message: Message) -> None:
+        sent.append(dict(message))
+
+    async with serve(app):
+        with caplog.at_level(logging.INFO):
+            await app(scope, receive, send)
+    access = [r for r in caplog.records if r.name == "todo.access"]
+    assert [getattr(r, "status", None) for r in access] == [499]
+    assert access[0].levelno == logging.INFO
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

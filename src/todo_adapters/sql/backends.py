@@ -263,8 +263,13 @@ class PostgresBackend:
             raise
         if alive:
             return connection
-        connection.terminate()
-        await pool.release(connection)
+        try:
+            closed = connection.is_closed()
+        except asyncpg.InterfaceError:  # asyncpg already took the dead connection back
+            return await self._acquire(pool)
+        if not closed:
+            connection.terminate()
+        await pool.release(connection)  # closed or not, its pool slot comes back
         return await self._acquire(pool)
 
     async def _acquire(self, pool: asyncpg.Pool[Any]) -> Any:

@@ -15,13 +15,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_entrypoints.http import context
+from todo_entrypoints.http.problems import problem_response
 
 __all__ = ["BodyTooLarge", "Metrics", "RequestContextMiddleware"]
 
 access_log = logging.getLogger("todo.access")
+error_log = logging.getLogger("todo.http")
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -110,9 +113,42 @@ class RequestContextMiddleware:
                 message = {**message, "body": b""}  # HEAD: the GET's headers, no body
             await send(message)
 
+        started_response = False
+        hung_up = False
+
+        async def watched() -> Message:
+            nonlocal hung_up
+            message = await limited()
+            if message["type"] == "http.disconnect":
+                hung_up = True
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal started_response
+            started_response = started_response or message["type"] == "http.response.start"
+            await send_with_id(message)
+
+        limited = self._limited(scope, receive)
         try:
-            await self.app(scope, self._limited(scope, receive), send_with_id)
+            await self.app(scope, watched, sending)
+        except Exception as exc:  # past every handler: a bug, or a client that is gone
+            if hung_up or isinstance(exc, ClientDisconnect):
+                hung_up = True
+            else:
+                # Logged here once (the server would log it a second time if it saw it).
+                error_log.error("unhandled error (request %s)", request_id, exc_info=exc)
+                if not started_response:
+                    answer = problem_response(
+                        Request(scope),
+                        500,
+                        "An unexpected error occurred; it has been logged.",
+                        headers={"Connection": "close"},  # the connection's state is unknown
+                    )
+                    await answer(scope, receive, send_with_id)
+                status = 500
         finally:
+            if hung_up:
+                status = 499  # nginx's "client closed request": not an error of ours
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             method = scope["method"]
