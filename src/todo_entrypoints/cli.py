@@ -82,9 +82,21 @@ def _token(args: argparse.Namespace) -> None:
     from todo_entrypoints.dev_secret import signing_secret
 
     settings = _settings()
+    existed = settings.secret_file.exists()
     secret = signing_secret(settings)
     if secret is None:
         sys.exit("todo-api token: needs AUTH_JWT_SECRET (or development mode with no auth configured)")
+    if settings.auth_jwt_secret is None:  # the development secret: say which one (SPEC §13.11)
+        where = settings.secret_file
+        if existed:
+            print(f"signed with the development secret in {where}", file=sys.stderr)
+        else:
+            print(
+                f"created a new development secret in {where}: only a server that uses the same "
+                "file accepts this token (start it from the same directory, or set DEV_SECRET_FILE "
+                "or DATABASE_URL alike for both)",
+                file=sys.stderr,
+            )
     print(
         mint_token(
             secret,

@@ -68,3 +68,47 @@ def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
         output = process.stdout.read().decode()
     assert "Application shutdown complete" in output
     assert secret not in output
+
+
+def test_todo_api_token_says_which_development_secret_it_used(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'todo.db'}", "ENVIRONMENT": "development"}
+    for key in ("AUTH_JWT_SECRET", "BETTER_AUTH_SECRET", "JWT_SECRET", "AUTH_JWKS_URL", "DEV_SECRET_FILE"):
+        env[key] = ""
+    secret = tmp_path / ".todo-dev-secret"
+    runs = [
+        subprocess.run([str(TODO_API), "token", "alice"], env=env, capture_output=True, text=True, check=True)
+        for _ in range(2)
+    ]
+    assert f"created a new development secret in {secret}" in runs[0].stderr
+    assert f"signed with the development secret in {secret}" in runs[1].stderr
+    assert all(run.stdout.count(".") == 2 for run in runs)  # stdout is the token alone
+
+
+def test_start_up_logs_no_migration_chatter(tmp_path: Path) -> None:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'todo.db'}",
+        "ENVIRONMENT": "development",
+        "LOG_LEVEL": "INFO",
+    }
+    port = free_port()
+    process = subprocess.Popen(
+        [str(TODO_API), "serve", "--port", str(port)],
+        env={**os.environ, **env, "AUTH_JWT_SECRET": "s" * 40},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        stop(process)
+    output = process.stdout.read().decode() if process.stdout else ""
+    if process.stdout:
+        process.stdout.close()
+    assert "tasks API ready" in output
+    assert "alembic" not in output.lower()
