@@ -97,10 +97,13 @@ class RequestContextMiddleware:
         status = 500
         raw_id = request_id.encode()
 
+        started_response = False
+        hung_up = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started_response = message["status"], True
                 headers = message.get("headers", [])
                 present = {name.lower() for name, _ in headers}
                 message["headers"] = [
@@ -113,24 +116,27 @@ class RequestContextMiddleware:
                 message = {**message, "body": b""}  # HEAD: the GET's headers, no body
             await send(message)
 
-        started_response = False
-        hung_up = False
+        # Bodies over the limit are refused, declared or not; a hang-up is noticed.
+        limit = self.max_body_bytes
+        declared = _header(scope, b"content-length")
+        too_large = declared is not None and declared.isdigit() and int(declared) > limit
+        received = 0
 
-        async def watched() -> Message:
-            nonlocal hung_up
-            message = await limited()
-            if message["type"] == "http.disconnect":
+        async def receiving() -> Message:
+            nonlocal received, hung_up
+            if too_large:
+                raise BodyTooLarge(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            elif message["type"] == "http.disconnect":
                 hung_up = True
             return message
 
-        async def sending(message: Message) -> None:
-            nonlocal started_response
-            started_response = started_response or message["type"] == "http.response.start"
-            await send_with_id(message)
-
-        limited = self._limited(scope, receive)
         try:
-            await self.app(scope, watched, sending)
+            await self.app(scope, receiving, send_with_id)
         except Exception as exc:  # past every handler: a bug, or a client that is gone
             if hung_up or isinstance(exc, ClientDisconnect):
                 hung_up = True
@@ -171,29 +177,6 @@ class RequestContextMiddleware:
                 },
             )
 
-    def _limited(self, scope: Scope, receive: Receive) -> Receive:
-        """A receive that refuses bodies over the limit, declared or not."""
-        limit = self.max_body_bytes
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-
-            async def refuse() -> Message:
-                raise BodyTooLarge(limit)
-
-            return refuse
-        received = 0
-
-        async def counting() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
-        return counting
-
 
 # SPEC §13.9, by area of the path: nosniff everywhere; private JSON never stored by shared
 # caches (ETag revalidation still works); the docs page framed by nobody, its scripts its own.
@@ -225,9 +208,8 @@ def _normalised(scope: Scope, head: bool) -> Scope:
     """`/api/tasks/` is served as `/api/tasks` (no redirect built from the Host header, SPEC
     §13.5), and HEAD as the GET it asks about (SPEC §13.10)."""
     path: str = scope["path"].rstrip("/") or "/"
-    raw: bytes = scope.get("raw_path") or path.encode()
-    raw_path, _, query = raw.partition(b"?")
-    changed = {**scope, "path": path, "raw_path": raw_path.rstrip(b"/") + (b"?" + query if query else b"")}
+    raw_path: bytes = scope.get("raw_path") or path.encode()  # ASGI: the path only, no query
+    changed = {**scope, "path": path, "raw_path": raw_path.rstrip(b"/") or b"/"}
     if head:
         changed["method"] = "GET"
     return changed
