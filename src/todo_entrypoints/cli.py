@@ -54,6 +54,8 @@ def _serve(args: argparse.Namespace) -> None:
         forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
         server_header=False,
         timeout_keep_alive=5,
+        # header and body deadlines, a cap on connections (SPEC §13.6; HTTP_* settings)
+        http="todo_entrypoints.http.server:GuardedHttpProtocol",
     )
 
 

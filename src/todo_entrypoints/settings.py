@@ -126,6 +126,10 @@ class Settings(BaseSettings):
 
     # -- HTTP -------------------------------------------------------------------------------
     max_body_bytes: int = Field(262_144, ge=1024)
+    # slow clients (SPEC §13.6), honoured by `todo-api serve`
+    http_header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    http_body_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    http_max_connections: int = Field(1000, ge=1, description="open connections per worker")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     bench_endpoint: bool = Field(
         default=False, description="mount GET /_bench/hello (no auth, no database) for bench/run.py"

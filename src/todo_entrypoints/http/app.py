@@ -137,7 +137,10 @@ def create_app(container: Container | None = None, settings: Settings | None = N
         max_age=600,
     )
     app.add_middleware(
-        RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
+        RequestContextMiddleware,
+        metrics=app.state.metrics,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_seconds=settings.http_body_timeout_seconds,
     )
     return app
 

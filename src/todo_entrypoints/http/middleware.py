@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware for every request: request id, body size limit, access log, metrics.
+"""Pure-ASGI middleware for every request: request id, body size and time limits, access log,
+metrics.
 
 Written against raw ASGI (not BaseHTTPMiddleware) because it sits on the hot path and must
 also see bodies that arrive in chunks without a Content-Length.
@@ -6,6 +7,7 @@ also see bodies that arrive in chunks without a Content-Length.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -21,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from todo_entrypoints.http import context
 from todo_entrypoints.http.problems import problem_response
 
-__all__ = ["BodyTooLarge", "Metrics", "RequestContextMiddleware"]
+__all__ = ["BodyTimedOut", "BodyTooLarge", "Metrics", "RequestContextMiddleware"]
 
 access_log = logging.getLogger("todo.access")
 error_log = logging.getLogger("todo.http")
@@ -73,11 +75,22 @@ def BodyTooLarge(limit: int) -> HTTPException:  # noqa: N802  (an error construc
     return HTTPException(413, f"The request body exceeds {limit} bytes.")
 
 
+def BodyTimedOut(seconds: float) -> HTTPException:  # noqa: N802
+    """The body did not arrive within HTTP_BODY_TIMEOUT_SECONDS of the headers (SPEC §13.6);
+    the connection is closed after the answer (its unread rest would be taken for a request)."""
+    return HTTPException(
+        408, f"The request body did not arrive within {seconds:g} seconds.", headers={"Connection": "close"}
+    )
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, body_timeout_seconds: float = 30.0
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,21 +129,35 @@ class RequestContextMiddleware:
                 message = {**message, "body": b""}  # HEAD: the GET's headers, no body
             await send(message)
 
-        # Bodies over the limit are refused, declared or not; a hang-up is noticed.
+        # Bodies over the limit are refused, declared or not; so are bodies that take longer
+        # than the body timeout from the headers (a trickle); a hang-up is noticed.
         limit = self.max_body_bytes
         declared = _header(scope, b"content-length")
         too_large = declared is not None and declared.isdigit() and int(declared) > limit
         received = 0
+        deadline: float | None = None
+        body_complete = False
 
         async def receiving() -> Message:
-            nonlocal received, hung_up
+            nonlocal received, hung_up, deadline, body_complete
             if too_large:
                 raise BodyTooLarge(limit)
-            message = await receive()
+            if body_complete:  # later reads wait for a disconnect (streams): no deadline
+                message = await receive()
+            else:
+                if deadline is None:
+                    waited = time.perf_counter() - started
+                    deadline = asyncio.get_running_loop().time() + self.body_timeout - waited
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
+                except TimeoutError:
+                    raise BodyTimedOut(self.body_timeout) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise BodyTooLarge(limit)
+                body_complete = not message.get("more_body", False)
             elif message["type"] == "http.disconnect":
                 hung_up = True
             return message

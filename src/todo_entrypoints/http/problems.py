@@ -38,6 +38,7 @@ __all__ = [
     "HttpProblem",
     "describe",
     "install_problem_handlers",
+    "problem_body",
     "problem_response",
 ]
 
@@ -73,6 +74,7 @@ TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     410: "Sync token expired",
     412: "Precondition failed",
@@ -89,6 +91,7 @@ DEFAULT_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     410: "sync_expired",
     412: "precondition_failed",
@@ -112,23 +115,48 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Response:
+    body = problem_body(
+        status,
+        detail,
+        code=code,
+        instance=request.url.path,
+        request_id=context.current().request_id,
+        errors=errors,
+        extra=extra,
+    )
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    instance: str | None = None,
+    request_id: str | None = None,
+    errors: Sequence[FieldError] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The RFC 9457 document; also written by the server itself, before any request exists."""
     code = code or DEFAULT_CODES.get(status, "error")
     body: dict[str, Any] = {
         "type": f"/problems/{code.replace('_', '-')}",
         "title": TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
-        "code": code,
-        "request_id": context.current().request_id,
     }
+    if instance is not None:
+        body["instance"] = instance
+    body["code"] = code
+    if request_id is not None:
+        body["request_id"] = request_id
     if errors:
         body["errors"] = [{"field": e.field, "message": e.message, "code": e.code} for e in errors]
     body.update(extra or {})
     # Extension members for clients of other conventions (SPEC §21); `detail` stays canonical.
     body["message"] = detail
     body["error"] = {"code": code, "message": detail}
-    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return body
 
 
 @dataclass(frozen=True, slots=True)
