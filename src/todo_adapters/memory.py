@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from todo_domain.errors import IdempotencyKeyInFlight, VersionConflict
+from todo_domain.errors import IdempotencyKeyInFlight, PositionTaken, VersionConflict
+from todo_domain.hierarchy import MAX_DEPTH, Sibling
 from todo_domain.model import Task
 from todo_domain.query import Page, TagCount, TaskQuery, compare, sort_value
 from todo_domain.sync import FeedPage, StoredKey
@@ -141,11 +142,57 @@ class _Tasks:
             store.row_locks.pop(task.id, None)
         return len(old)
 
+    # -- the family of a task ------------------------------------------------------------------
+
+    def _live(self, owner: str, task_id: UUID | None) -> Task | None:
+        task = None if task_id is None else self._current(task_id)
+        return task if task is not None and task.owner == owner and not task.deleted else None
+
+    async def ancestors(self, owner: str, task_id: UUID) -> list[UUID]:
+        await _round_trip()
+        chain: list[UUID] = []
+        task = self._live(owner, task_id)
+        while task is not None and len(chain) <= 2 * MAX_DEPTH:
+            chain.append(task.id)
+            task = self._live(owner, task.parent_id)
+        return chain
+
+    async def descendants(self, owner: str, task_id: UUID) -> list[tuple[int, Task]]:
+        await _round_trip()
+        children: dict[UUID, list[Task]] = {}
+        for task in self._visible(owner):
+            if not task.deleted and task.parent_id is not None:
+                children.setdefault(task.parent_id, []).append(task)
+        found: list[tuple[int, Task]] = []
+        level, depth = [task_id], 1
+        while level and depth <= 2 * MAX_DEPTH:
+            below = [child for parent in level for child in children.get(parent, ())]
+            found += [(depth, child) for child in below]
+            level, depth = [child.id for child in below], depth + 1
+        for _, task in found:
+            await self._lock(task.id)
+        return [(depth, _copy(task)) for depth, task in found]
+
+    async def siblings(self, owner: str, parent_id: UUID | None) -> list[Sibling]:
+        await _round_trip()
+        return sorted(
+            (Sibling(t.id, t.position) for t in self._visible(owner) if _is_child(t, parent_id)),
+            key=lambda s: (s.position, s.id),
+        )
+
+    async def last_position(self, owner: str, parent_id: UUID | None) -> str | None:
+        await _round_trip()
+        return max((t.position for t in self._visible(owner) if _is_child(t, parent_id)), default=None)
+
     def release(self) -> None:
         """Ends the row locks this transaction holds."""
         for task_id in self._locked:
             self._store.row_locks[task_id].release()  # kept: one small lock per task, like its row
         self._locked.clear()
+
+
+def _is_child(task: Task, parent_id: UUID | None) -> bool:
+    return not task.deleted and task.parent_id == parent_id
 
 
 class _Feed:
@@ -229,6 +276,7 @@ class _Transaction:
                 raise ValueError(f"task {task_id} already exists")
             if base is not None and (current is None or current.version != base):
                 raise VersionConflict(base, 0 if current is None else current.version)
+        self._check_positions()
         for task_id, (task, _) in staged.items():
             self._committed[task_id] = task
             owner_state = self._store.owners.setdefault(task.owner, [0, 0])
@@ -238,6 +286,22 @@ class _Transaction:
         for slot, stored in self._keys.staged.items():
             self._store.keys[slot] = (stored, stored.task.created_at)
         self.release()
+
+    def _check_positions(self) -> None:
+        """As the SQL stores' unique index: no two live siblings share a position."""
+        staged = self._tasks.staged
+        touched = {(t.owner, t.parent_id) for t, _ in staged.values() if not t.deleted}
+        if not touched:
+            return
+        seen: set[tuple[str, UUID | None, str]] = set()
+        merged = {**self._committed, **{k: t for k, (t, _) in staged.items()}}
+        for task in merged.values():
+            if task.deleted or (task.owner, task.parent_id) not in touched:
+                continue
+            slot = (task.owner, task.parent_id, task.position)
+            if slot in seen:
+                raise PositionTaken()
+            seen.add(slot)
 
 
 class InMemoryStore:

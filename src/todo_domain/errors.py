@@ -105,3 +105,12 @@ class ChangeTokenExpired(DomainError):
 
 class StorageUnavailable(DomainError):
     """The store is unreachable, exhausted or timed out; the message never holds secrets."""
+
+
+class PositionTaken(DomainError):
+    """Two writers gave siblings the same position at once; the store refused the second (a
+    unique index on SQL). The use cases retry it with fresh neighbours; callers never see it
+    unless retries run out."""
+
+    def __init__(self) -> None:
+        super().__init__("a concurrent move took this position; try again")

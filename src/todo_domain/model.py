@@ -21,11 +21,12 @@ from todo_domain.values import (
     Recurrence,
     Status,
     Tags,
+    TimeZone,
     Title,
     utc,
 )
 
-__all__ = ["EDITABLE_FIELDS", "UNSET", "NewTask", "Task", "TaskPatch", "Unset"]
+__all__ = ["EDITABLE_FIELDS", "UNSET", "NewTask", "Placement", "Task", "TaskPatch", "Unset"]
 
 
 class Unset(enum.Enum):
@@ -65,6 +66,17 @@ def _recurrence(value: object) -> Recurrence | None:
     if value is None or isinstance(value, Recurrence):
         return value
     raise InvalidTask.one("recurrence", "must be a Recurrence or None", "type_error")
+
+
+def _parent(value: object) -> UUID | None:
+    if value is None or isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise InvalidTask.one("parent_id", "must be a task id (a UUID) or null", "type_error")
 
 
 def _check_agreement(errors: list[FieldError], status: Status | None, completed: object) -> None:
@@ -115,6 +127,8 @@ class NewTask:
     due_date: datetime | None
     remind_at: datetime | None
     recurrence: Recurrence | None
+    parent_id: UUID | None
+    time_zone: TimeZone | None
     status: Status
 
     def __init__(
@@ -128,6 +142,8 @@ class NewTask:
         due_date: datetime | None = None,
         remind_at: datetime | None = None,
         recurrence: Recurrence | None = None,
+        parent_id: UUID | str | None = None,
+        time_zone: TimeZone | str | None = None,
     ) -> None:
         parse = _Parse()
         values: dict[str, Any] = {
@@ -138,6 +154,8 @@ class NewTask:
             "due_date": parse.field(lambda: utc("due_date", due_date)),
             "remind_at": parse.field(lambda: utc("remind_at", remind_at)),
             "recurrence": parse.field(lambda: _recurrence(recurrence)),
+            "parent_id": parse.field(lambda: _parent(parent_id)),
+            "time_zone": parse.field(lambda: TimeZone.of(time_zone)),
         }
         chosen = None if status is None else parse.field(lambda: _status(status))
         if completed is not None:
@@ -151,8 +169,9 @@ class NewTask:
             object.__setattr__(self, name, value)
 
 
-EDITABLE_FIELDS: Final = tuple(f.name for f in fields(NewTask) if f.name != "status")
-"""The fields a replacement or a patch sets directly (status moves by the task's rules)."""
+EDITABLE_FIELDS: Final = tuple(f.name for f in fields(NewTask) if f.name not in ("status", "parent_id"))
+"""The fields a replacement or a patch sets directly (status moves by the task's rules, the
+parent by a Placement the use cases check)."""
 
 _RECURRENCE_NEEDS_DUE = FieldError(
     "recurrence", "needs a due_date to repeat from", "recurrence_needs_due_date"
@@ -172,6 +191,8 @@ class TaskPatch:
     due_date: datetime | Unset | None
     remind_at: datetime | Unset | None
     recurrence: Recurrence | Unset | None
+    parent_id: UUID | Unset | None
+    time_zone: TimeZone | Unset | None
     status: Status | Unset
     completed: bool | Unset
     add_tags: Tags
@@ -189,6 +210,8 @@ class TaskPatch:
         due_date: datetime | Unset | None = UNSET,
         remind_at: datetime | Unset | None = UNSET,
         recurrence: Recurrence | Unset | None = UNSET,
+        parent_id: UUID | str | Unset | None = UNSET,
+        time_zone: TimeZone | str | Unset | None = UNSET,
         add_tags: Iterable[str] = (),
     ) -> None:
         parse = _Parse()
@@ -200,6 +223,8 @@ class TaskPatch:
             "due_date": (due_date, lambda v: utc("due_date", v)),
             "remind_at": (remind_at, lambda v: utc("remind_at", v)),
             "recurrence": (recurrence, _recurrence),
+            "parent_id": (parent_id, _parent),
+            "time_zone": (time_zone, TimeZone.of),
             "status": (status, _status),
         }
         for name, (raw, convert) in converters.items():
@@ -230,6 +255,16 @@ class TaskPatch:
         return {n: v for n in EDITABLE_FIELDS if (v := getattr(self, n)) is not UNSET}
 
 
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a task stands: its parent (None: the top level) and its position among that
+    parent's children (a key of todo_domain.positions). Made by the use cases once the family
+    rules hold (todo_domain.hierarchy)."""
+
+    parent_id: UUID | None = None
+    position: str = "a0"
+
+
 @dataclass(eq=False, slots=True)
 class Task:
     """A user's task. Equality is identity (the id); the methods below are the only way to change it."""
@@ -249,6 +284,9 @@ class Task:
     completed_at: datetime | None = None
     version: int = 1
     deleted_at: datetime | None = None
+    parent_id: UUID | None = None
+    position: str = "a0"
+    time_zone: TimeZone | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Task) and other.id == self.id
@@ -266,11 +304,27 @@ class Task:
 
     # -- creation ---------------------------------------------------------------------------
 
+    @property
+    def placement(self) -> Placement:
+        return Placement(self.parent_id, self.position)
+
     @classmethod
-    def create(cls, task_id: UUID, owner: str, draft: NewTask, now: datetime) -> Task:
-        """A version-1 task; a draft that is already completed goes through `complete`'s rules."""
+    def create(
+        cls, task_id: UUID, owner: str, draft: NewTask, now: datetime, placement: Placement | None = None
+    ) -> Task:
+        """A version-1 task; a draft that is already completed goes through `complete`'s rules.
+        Without a placement it stands alone at the top level (the use cases always give one)."""
         editable = {name: getattr(draft, name) for name in EDITABLE_FIELDS}
-        task = cls(id=task_id, owner=Owner(owner), created_at=now, updated_at=now, **editable)
+        where = placement or Placement(draft.parent_id)
+        task = cls(
+            id=task_id,
+            owner=Owner(owner),
+            created_at=now,
+            updated_at=now,
+            parent_id=where.parent_id,
+            position=where.position,
+            **editable,
+        )
         task._move_to(draft.status, now)
         return task
 
@@ -307,16 +361,22 @@ class Task:
 
     # -- edits --------------------------------------------------------------------------------
 
-    def replace(self, draft: NewTask, now: datetime) -> None:
-        """Full replacement of the writable fields (PUT); unchanged values change nothing."""
-        self._edit({name: getattr(draft, name) for name in EDITABLE_FIELDS}, draft.status, now)
+    def replace(self, draft: NewTask, now: datetime, placement: Placement | None = None) -> None:
+        """Full replacement of the writable fields (PUT); unchanged values change nothing. The
+        position is kept unless a placement (a new parent) is given."""
+        values = {name: getattr(draft, name) for name in EDITABLE_FIELDS}
+        self._edit(_placed(values, placement), draft.status, now)
 
-    def update(self, patch: TaskPatch, now: datetime) -> None:
+    def update(self, patch: TaskPatch, now: datetime, placement: Placement | None = None) -> None:
         """Partial change (PATCH); fields the patch leaves UNSET keep their value."""
         values = patch.given()
         if patch.add_tags:
             values["tags"] = Tags((*values.get("tags", self.tags), *patch.add_tags))
-        self._edit(values, patch.target_status(self.completed), now)
+        self._edit(_placed(values, placement), patch.target_status(self.completed), now)
+
+    def move(self, placement: Placement, now: datetime) -> None:
+        """A new parent and/or position (SPEC §17 moves); only this task is written."""
+        self._edit(_placed({}, placement), None, now)
 
     def delete(self, now: datetime) -> None:
         """Soft delete: the tombstone stays for the change feed; the task is invisible elsewhere."""
@@ -357,9 +417,16 @@ class Task:
         return True
 
     def _roll_forward(self, recurrence: Recurrence, due: datetime, now: datetime) -> None:
+        zone = self.time_zone
         try:
-            next_due = recurrence.next_after(due, now)
-            next_remind = None if self.remind_at is None else self.remind_at + (next_due - due)
+            next_due = recurrence.next_after(due, now, zone)
+            if self.remind_at is None:
+                next_remind = None
+            elif zone is None:
+                next_remind = self.remind_at + (next_due - due)
+            else:  # the same wall-clock distance before the due time, in the task's zone
+                lead = zone.wall_clock(due) - zone.wall_clock(self.remind_at)
+                next_remind = zone.instant(zone.wall_clock(next_due) - lead)
         except OverflowError:
             raise InvalidTask.one(
                 "due_date", "the next occurrence would fall after the year 9999", "out_of_range"
@@ -370,3 +437,9 @@ class Task:
         """Every change bumps the version and moves updated_at forward, even if the clock did not."""
         self.version += 1
         self.updated_at = now if now > self.updated_at else self.updated_at + _ONE_MICROSECOND
+
+
+def _placed(values: dict[str, Any], placement: Placement | None) -> dict[str, Any]:
+    if placement is not None:
+        values["parent_id"], values["position"] = placement.parent_id, placement.position
+    return values

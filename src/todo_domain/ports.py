@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from todo_domain.hierarchy import Sibling
 from todo_domain.model import Task
 from todo_domain.query import Page, TagCount, TaskQuery
 from todo_domain.sync import FeedPage, StoredKey
@@ -59,6 +60,26 @@ class TaskRepository(Protocol):
 
     async def purge_tombstones(self, before: datetime) -> int:
         """Removes tombstones (of every owner) deleted before `before`; how many."""
+        ...
+
+    # -- the family of a task (SPEC §17) -------------------------------------------------------
+
+    async def ancestors(self, owner: str, task_id: UUID) -> Sequence[UUID]:
+        """`task_id` if it is a live task of the owner, then its parent, grandparent… up to the
+        top level (at most a few more than MAX_DEPTH entries); empty if there is no such task."""
+        ...
+
+    async def descendants(self, owner: str, task_id: UUID) -> Sequence[tuple[int, Task]]:
+        """The live subtasks at every level below `task_id` with their depth (1: a child),
+        locked for update like `get(for_update=True)`."""
+        ...
+
+    async def siblings(self, owner: str, parent_id: UUID | None) -> Sequence[Sibling]:
+        """The live children of `parent_id` (None: the top level), by position."""
+        ...
+
+    async def last_position(self, owner: str, parent_id: UUID | None) -> str | None:
+        """The highest position among the live children of `parent_id`; None if it has none."""
         ...
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from todo_domain import positions
 from todo_domain.errors import InvalidQuery, InvalidTask
 from todo_domain.values import Priority, Status, Tags, is_clean_text, utc
 
@@ -63,6 +64,7 @@ class SortField(enum.StrEnum):
     DUE_DATE = "due_date"
     PRIORITY = "priority"
     TITLE = "title"
+    POSITION = "position"  # manual order among siblings (SPEC §17)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,8 @@ def sort_value(task: Task, sort_field: SortField) -> SortValue:
             return task.priority.rank
         case SortField.TITLE:
             return fold(task.title)
+        case SortField.POSITION:
+            return task.position
 
 
 def compare(a: tuple[SortValue, UUID], b: tuple[SortValue, UUID], descending: bool) -> int:
@@ -151,6 +155,10 @@ def _decode_value(sort_field: SortField, value: object) -> SortValue:
         if not isinstance(value, int) or isinstance(value, bool) or value not in (0, 1, 2):
             raise ValueError("bad rank")
         return value
+    if sort_field is SortField.POSITION:
+        if not positions.is_valid(value):
+            raise ValueError("bad position")
+        return str(value)
     if not isinstance(value, str) or not is_clean_text(value):  # NUL, a lone surrogate…
         raise ValueError("bad title")
     return value
@@ -166,7 +174,8 @@ class TaskQuery:
 
     Empty `statuses`/`priorities` mean "any"; `tags` must all be present; `text` is a
     case-insensitive substring of title or description; `due_before` is exclusive and
-    `due_after` inclusive; `overdue` means due before now and not completed.
+    `due_after` inclusive; `overdue` means due before now and not completed; `parent_id`
+    keeps the children of one task, `top_level` the tasks without a parent (neither: all).
     """
 
     statuses: frozenset[Status] = frozenset()
@@ -177,6 +186,8 @@ class TaskQuery:
     due_before: datetime | None = None
     due_after: datetime | None = None
     overdue: bool | None = None
+    parent_id: UUID | None = None
+    top_level: bool = False
     sort: Sort = field(default_factory=Sort)
     limit: int = 100
     cursor: Cursor | None = None
@@ -201,6 +212,8 @@ class TaskQuery:
             raise InvalidQuery.one("limit", f"must be between 1 and {MAX_LIMIT}", "out_of_range")
         if isinstance(self.offset, bool) or not 0 <= self.offset <= MAX_OFFSET:
             raise InvalidQuery.one("offset", f"must be between 0 and {MAX_OFFSET}", "out_of_range")
+        if self.parent_id is not None and self.top_level:
+            raise InvalidQuery.one("parent_id", "is a task id or none, not both", "conflicting_filters")
         if self.cursor is not None and self.offset:
             raise InvalidQuery.one("cursor", "cannot be combined with offset", "cursor_and_offset")
         if self.cursor is not None and self.cursor.sort != self.sort:
@@ -240,7 +253,9 @@ class TaskQuery:
             is_overdue = due is not None and due < now and not task.completed
             if is_overdue != self.overdue:
                 return False
-        return True
+        if self.top_level and task.parent_id is not None:
+            return False
+        return not (self.parent_id is not None and task.parent_id != self.parent_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from todo_domain import hierarchy, positions
 from todo_domain.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InvalidQuery,
+    PositionTaken,
     TaskNotFound,
     VersionConflict,
 )
-from todo_domain.model import NewTask, Task, TaskPatch
-from todo_domain.ports import Clock, IdGenerator, TaskStore
+from todo_domain.model import UNSET, NewTask, Placement, Task, TaskPatch, Unset
+from todo_domain.ports import Clock, IdGenerator, TaskStore, UnitOfWork
 from todo_domain.query import Page, TagCount, TaskQuery
 from todo_domain.sync import (
     MAX_CHANGES,
@@ -34,7 +36,16 @@ __all__ = ["TaskService"]
 # if a concurrent writer commits between our read and our compare-and-set, we simply retry.
 _LAST_WRITER_WINS_ATTEMPTS = 10
 
-Change = Callable[[Task, datetime], None]
+Change = Callable[[UnitOfWork, Task, datetime], Awaitable[Sequence[Task]]]
+"""Changes the task (locked, in the unit of work) and returns the other tasks it changed."""
+
+
+def _simple(change: Callable[[Task, datetime], None]) -> Change:
+    async def run(_: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
+        change(task, now)
+        return ()
+
+    return run
 
 
 class TaskService:
@@ -59,35 +70,54 @@ class TaskService:
         self._idempotency_retention = idempotency_retention
 
     async def create(self, owner: str, new: NewTask) -> Task:
-        task = Task.create(self._ids.new_id(), Owner(owner), new, self._clock.now())
-        async with self._store.begin() as uow:
-            await uow.tasks.add(task)
-            await uow.commit()
-        return task
+        """A new task, after its last sibling (under `new.parent_id`, or at the top level)."""
+        owner = Owner(owner)
+        for _ in range(_LAST_WRITER_WINS_ATTEMPTS):
+            try:
+                async with self._store.begin() as uow:
+                    task = await self._new_task(uow, owner, new)
+                    await uow.tasks.add(task)
+                    await uow.commit()
+                return task
+            except PositionTaken:
+                continue  # a concurrent create took the same last place: take the next one
+        raise PositionTaken()
 
     async def create_with_key(self, owner: str, new: NewTask, key: str) -> Creation:
         """Create at most once per key: a retry with the same draft gets the original task back
         (`replayed`), a different draft is IdempotencyKeyReused. The key is stored in the same
         transaction as the task, so neither can exist without the other."""
         owner, key, wanted = Owner(owner), IdempotencyKey(key), fingerprint(new)
-        for attempt in range(2):
-            async with self._store.begin() as uow:
-                stored = await uow.keys.find(owner, key)
-                if stored is not None:
-                    if stored.fingerprint != wanted:
-                        raise IdempotencyKeyReused()
-                    return Creation(stored.task, replayed=True)
-                task = Task.create(self._ids.new_id(), owner, new, self._clock.now())
-                await uow.tasks.add(task)
-                try:
+        in_flight = 0
+        for _ in range(_LAST_WRITER_WINS_ATTEMPTS):
+            try:
+                async with self._store.begin() as uow:
+                    stored = await uow.keys.find(owner, key)
+                    if stored is not None:
+                        if stored.fingerprint != wanted:
+                            raise IdempotencyKeyReused()
+                        return Creation(stored.task, replayed=True)
+                    task = await self._new_task(uow, owner, new)
+                    await uow.tasks.add(task)
                     await uow.keys.remember(owner, key, wanted, task)
                     await uow.commit()
-                except IdempotencyKeyInFlight:
-                    if attempt:
-                        raise
-                    continue  # the other request has committed by now: look again, replay
                 return Creation(task)
-        raise IdempotencyKeyInFlight()
+            except IdempotencyKeyInFlight:
+                in_flight += 1
+                if in_flight > 1:
+                    raise
+                continue  # the other request has committed by now: look again, replay
+            except PositionTaken:
+                continue
+        raise PositionTaken()
+
+    async def _new_task(self, uow: UnitOfWork, owner: Owner, new: NewTask) -> Task:
+        parent = new.parent_id
+        if parent is not None:
+            hierarchy.check_parent(None, await uow.tasks.ancestors(owner, parent), height=1)
+        last = await uow.tasks.last_position(owner, parent)
+        placement = Placement(parent, positions.between(last, None))
+        return Task.create(self._ids.new_id(), owner, new, self._clock.now(), placement)
 
     async def get(self, owner: str, task_id: UUID) -> Task:
         async with self._store.begin(read_only=True) as uow:
@@ -143,12 +173,24 @@ class TaskService:
     async def replace(
         self, owner: str, task_id: UUID, new: NewTask, *, expected_version: int | None = None
     ) -> Task:
-        return await self._change(owner, task_id, expected_version, lambda t, now: t.replace(new, now))
+        """PUT: every writable field; an omitted parent_id means the top level. A task given a
+        new parent goes after that parent's last child."""
+
+        async def change(uow: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
+            task.replace(new, now, await self._new_parent(uow, task, new.parent_id))
+            return ()
+
+        return await self._change(owner, task_id, expected_version, change)
 
     async def update(
         self, owner: str, task_id: UUID, patch: TaskPatch, *, expected_version: int | None = None
     ) -> Task:
-        return await self._change(owner, task_id, expected_version, lambda t, now: t.update(patch, now))
+        async def change(uow: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
+            parent = task.parent_id if isinstance(patch.parent_id, Unset) else patch.parent_id
+            task.update(patch, now, await self._new_parent(uow, task, parent))
+            return ()
+
+        return await self._change(owner, task_id, expected_version, change)
 
     async def set_completed(
         self,
@@ -160,14 +202,68 @@ class TaskService:
     ) -> Task:
         """True completes, False reopens, None toggles."""
         return await self._change(
-            owner, task_id, expected_version, lambda t, now: t.set_completed(completed, now)
+            owner, task_id, expected_version, _simple(lambda t, now: t.set_completed(completed, now))
         )
 
     async def delete(self, owner: str, task_id: UUID, *, expected_version: int | None = None) -> Task:
-        """Soft delete; returns the tombstone."""
-        return await self._change(owner, task_id, expected_version, Task.delete)
+        """Soft delete, with every subtask, in one transaction; returns the tombstone."""
+        return await self._change(owner, task_id, expected_version, _simple(Task.delete))
+
+    async def move(
+        self,
+        owner: str,
+        task_id: UUID,
+        *,
+        parent_id: UUID | Unset | None = UNSET,
+        after: UUID | Unset | None = UNSET,
+        before: UUID | Unset | None = UNSET,
+        expected_version: int | None = None,
+    ) -> Task:
+        """Moves a task among its siblings or under another parent (SPEC §17); see
+        `hierarchy.place` for `after`/`before`. Only the task is written, unless the gap has
+        become too fine and the sibling list is rebalanced (then each sibling is written too)."""
+
+        async def change(uow: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
+            target = task.parent_id if isinstance(parent_id, Unset) else parent_id
+            if target != task.parent_id and target is not None:
+                chain = await uow.tasks.ancestors(task.owner, target)
+                hierarchy.check_parent(task.id, chain, await self._height(uow, task))
+            siblings = [s for s in await uow.tasks.siblings(task.owner, target) if s.id != task.id]
+            current = task.position if target == task.parent_id else None
+            placement, rebalanced = hierarchy.place(
+                siblings, target, after=after, before=before, current=current
+            )
+            task.move(placement, now)
+            others = []
+            for sibling_id, sibling_placement in rebalanced:
+                sibling = await uow.tasks.get(task.owner, sibling_id, for_update=True)
+                if sibling is not None:
+                    sibling.move(sibling_placement, now)
+                    others.append(sibling)
+            return others
+
+        return await self._change(owner, task_id, expected_version, change)
+
+    async def _new_parent(self, uow: UnitOfWork, task: Task, parent: UUID | None) -> Placement | None:
+        """The placement under a new parent (after its last child), once the family rules
+        hold; None when the parent stays."""
+        if parent == task.parent_id:
+            return None
+        if parent is not None:
+            chain = await uow.tasks.ancestors(task.owner, parent)
+            hierarchy.check_parent(task.id, chain, await self._height(uow, task))
+        last = await uow.tasks.last_position(task.owner, parent)
+        return Placement(parent, positions.between(last, None))
+
+    @staticmethod
+    async def _height(uow: UnitOfWork, task: Task) -> int:
+        below = await uow.tasks.descendants(task.owner, task.id)
+        return 1 + max((depth for depth, _ in below), default=0)
 
     async def _change(self, owner: str, task_id: UUID, expected_version: int | None, change: Change) -> Task:
+        """Load (locked), change, save by compare-and-set, commit — retried on a lost race when
+        the caller gave no version. The task's subtasks follow its deletion or completion in
+        the same transaction (hierarchy.follow)."""
         owner = Owner(owner)
         for _ in range(_LAST_WRITER_WINS_ATTEMPTS):
             async with self._store.begin() as uow:
@@ -176,16 +272,26 @@ class TaskService:
                     raise TaskNotFound(task_id)
                 if expected_version is not None and task.version != expected_version:
                     raise VersionConflict(expected_version, task.version)
-                loaded = task.version
-                change(task, self._clock.now())
-                if task.version == loaded:
+                loaded, was_completed, was_deleted = task.version, task.completed, task.deleted
+                now = self._clock.now()
+                others = list(await change(uow, task, now))
+                if hierarchy.changes_subtree(task, was_completed, was_deleted):
+                    subtree = [t for _, t in await uow.tasks.descendants(owner, task.id)]
+                    others += hierarchy.follow(task, was_completed, was_deleted, subtree, now)
+                if task.version == loaded and not others:
                     return task  # nothing changed: no write, no version bump
                 try:
-                    await uow.tasks.save(task, expected_version=loaded)
-                    await uow.commit()
+                    if task.version != loaded:
+                        await uow.tasks.save(task, expected_version=loaded)
                 except VersionConflict:
                     if expected_version is not None:
                         raise
                     continue
+                try:
+                    for other in others:
+                        await uow.tasks.save(other, expected_version=other.version - 1)
+                    await uow.commit()
+                except (VersionConflict, PositionTaken):
+                    continue  # a subtask or sibling changed meanwhile: start again
                 return task
         raise VersionConflict(loaded, loaded + 1)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import calendar
 import enum
+import functools
 import re
+import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Self
 
 from todo_domain.errors import InvalidTask
@@ -25,6 +27,7 @@ __all__ = [
     "Recurrence",
     "Status",
     "Tags",
+    "TimeZone",
     "Title",
     "as_utc",
     "is_clean_text",
@@ -242,8 +245,19 @@ class Recurrence:
         if not 1 <= self.interval <= 365:
             raise InvalidTask.one("recurrence.interval", "must be between 1 and 365", "out_of_range")
 
-    def step(self, moment: datetime, k: int) -> datetime:
-        """`moment` moved forward by k intervals; raises OverflowError past year 9999."""
+    def step(self, moment: datetime, k: int, zone: TimeZone | None = None) -> datetime:
+        """`moment` moved forward by k intervals; raises OverflowError past year 9999.
+
+        In a `zone`, the step is taken on the local wall clock (09:00 stays 09:00 across a
+        daylight-saving change; a month-end clamps to the local month's last day), and the
+        result is UTC again. A wall-clock time that does not exist that day (in a spring-forward
+        gap) comes out as the instant the offset before the change gives it (02:30 → 03:30).
+        """
+        if zone is None:
+            return self._step(moment, k)
+        return zone.instant(self._step(zone.wall_clock(moment), k))
+
+    def _step(self, moment: datetime, k: int) -> datetime:
         n = k * self.interval
         match self.frequency:
             case Frequency.DAILY:
@@ -255,7 +269,7 @@ class Recurrence:
             case Frequency.YEARLY:
                 return _add_months(moment, 12 * n)
 
-    def next_after(self, due: datetime, now: datetime) -> datetime:
+    def next_after(self, due: datetime, now: datetime, zone: TimeZone | None = None) -> datetime:
         """`due + k × interval` for the smallest k ≥ 1 that lands strictly after `now`.
 
         k is estimated arithmetically (so a due date decades overdue costs nothing), then
@@ -271,11 +285,62 @@ class Recurrence:
                 months_per_step = self.interval * (12 if self.frequency is Frequency.YEARLY else 1)
                 months = (now.year - due.year) * 12 + (now.month - due.month)
                 k = max(1, months // months_per_step)
-        while k > 1 and self.step(due, k - 1) > now:
+        while k > 1 and self.step(due, k - 1, zone) > now:
             k -= 1
-        while self.step(due, k) <= now:
+        while self.step(due, k, zone) <= now:
             k += 1
-        return self.step(due, k)
+        return self.step(due, k, zone)
+
+
+MAX_TIME_ZONE = 64
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+@functools.cache
+def _zone_info(name: str) -> tzinfo:
+    return zoneinfo.ZoneInfo(name)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeZone:
+    """An IANA time zone name (`Europe/Paris`), checked against the zones the system knows;
+    recurrence steps and reminder shifts happen on its wall clock (SPEC §17)."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        name = self.name
+        if not isinstance(name, str):
+            raise InvalidTask.one("time_zone", "must be an IANA time zone name", "type_error")
+        if len(name) > MAX_TIME_ZONE or name not in _known_zones():
+            raise InvalidTask.one(
+                "time_zone", "is not a known IANA time zone name (e.g. Europe/Paris)", "unknown_time_zone"
+            )
+
+    @classmethod
+    def of(cls, value: str | TimeZone | None) -> TimeZone | None:
+        if value is None or isinstance(value, TimeZone):
+            return value
+        return cls(value)
+
+    @property
+    def info(self) -> tzinfo:
+        return _zone_info(self.name)
+
+    def wall_clock(self, moment: datetime) -> datetime:
+        """`moment` as a naive local time in this zone."""
+        return moment.astimezone(self.info).replace(tzinfo=None)
+
+    def instant(self, local: datetime) -> datetime:
+        """A naive local time of this zone as an aware UTC instant."""
+        return local.replace(tzinfo=self.info).astimezone(UTC)
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def as_utc(value: datetime) -> datetime:

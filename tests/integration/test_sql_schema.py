@@ -10,13 +10,13 @@ from alembic.runtime.migration import MigrationContext
 from todo_adapters.sql import DatabaseConfig, SqlStore, create_engine
 from todo_adapters.sql import engine as engine_module
 from todo_adapters.sql.migrate import current_revision, head_revision, migrate
-from todo_adapters.sql.tables import PG_ONLY_INDEXES, metadata
+from todo_adapters.sql.tables import INDEXES_IN_MIGRATIONS, metadata
 from todo_domain import NewTask, TaskService
 
 
 def _declared_elsewhere(obj: object, name: str | None, kind: str, reflected: bool, _: object) -> bool:
-    """Indexes that only exist on PostgreSQL are made by their migration, not the metadata."""
-    return not (kind == "index" and reflected and name in PG_ONLY_INDEXES)
+    """Indexes only their migrations make (per-database SQL), not the metadata."""
+    return not (kind == "index" and reflected and name in INDEXES_IN_MIGRATIONS)
 
 
 def _diff(connection: sa.Connection) -> list[object]:

@@ -25,7 +25,8 @@ from todo_adapters.sql.rows import (
     task_to_row,
 )
 from todo_adapters.sql.statements import COUNTERS, Statements, drop_tags, find_plan, row_params
-from todo_domain.errors import IdempotencyKeyInFlight, VersionConflict
+from todo_domain.errors import IdempotencyKeyInFlight, PositionTaken, VersionConflict
+from todo_domain.hierarchy import Sibling
 from todo_domain.model import Task
 from todo_domain.query import Page, TagCount, TaskQuery
 from todo_domain.sync import FeedPage, StoredKey
@@ -50,8 +51,11 @@ class SqlTaskRepository:
 
     async def add(self, task: Task) -> None:
         params = self._write_params(task, None)
-        for statement in self._sql.insert:
-            await self._db.execute(statement, params)
+        try:
+            for statement in self._sql.insert:
+                await self._db.execute(statement, params)
+        except DuplicateKey:  # ids are fresh UUIDs: the unique key taken is a sibling position
+            raise PositionTaken() from None
         await self._write_tags(task, ())
 
     async def get(self, owner: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
@@ -73,8 +77,11 @@ class SqlTaskRepository:
             before = None if row is None or row["deleted_at"] is not None else Status(row["status"])
         params = self._write_params(task, before)
         params["expected_version"] = expected_version
-        for statement in self._sql.update:
-            updated = await self._db.execute(statement, params)
+        try:
+            for statement in self._sql.update:
+                updated = await self._db.execute(statement, params)
+        except DuplicateKey:
+            raise PositionTaken() from None
         if updated != 1:
             # The owner's revision bump is rolled back with the unit of work.
             row = await self._db.fetchrow(self._sql.version_of, {"owner": task.owner, "task_id": task.id})
@@ -122,6 +129,30 @@ class SqlTaskRepository:
     async def purge_tombstones(self, before: datetime) -> int:
         await self._db.execute(self._sql.purge_revisions, {"tombstones_before": before})
         return await self._db.execute(self._sql.purge_tasks, {"tombstones_before": before})
+
+    async def ancestors(self, owner: str, task_id: UUID) -> list[UUID]:
+        rows = await self._db.fetch(self._sql.ancestors, {"owner": owner, "task_id": task_id})
+        return [r["id"] for r in rows]
+
+    async def descendants(self, owner: str, task_id: UUID) -> list[tuple[int, Task]]:
+        rows = await self._db.fetch(self._sql.descendants, {"owner": owner, "task_id": task_id})
+        found = []
+        for row in rows:
+            task = task_from_row(row)
+            self._loaded_tags[task.id] = task.tags
+            self._loaded_status[task.id] = task.status
+            found.append((int(row["depth"]), task))
+        return found
+
+    async def siblings(self, owner: str, parent_id: UUID | None) -> list[Sibling]:
+        statement = self._sql.siblings_top if parent_id is None else self._sql.siblings_in
+        rows = await self._db.fetch(statement, {"owner": owner, "parent_id": parent_id})
+        return [Sibling(r["id"], r["position"]) for r in rows]
+
+    async def last_position(self, owner: str, parent_id: UUID | None) -> str | None:
+        statement = self._sql.last_position_top if parent_id is None else self._sql.last_position_in
+        row = await self._db.fetchrow(statement, {"owner": owner, "parent_id": parent_id})
+        return None if row is None else row["last"]
 
 
 class SqlChangeFeed:

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from todo_domain.model import Task
 from todo_domain.query import TaskQuery, fold, search_text
-from todo_domain.values import Description, Owner, Priority, Recurrence, Status, Tags, Title
+from todo_domain.values import Description, Owner, Priority, Recurrence, Status, Tags, TimeZone, Title
 
 __all__ = [
     "STATUS_COUNT",
@@ -53,6 +53,9 @@ def task_to_row(task: Task) -> dict[str, Any]:
         "updated_at": task.updated_at,
         "deleted_at": task.deleted_at,
         "version": task.version,
+        "parent_id": task.parent_id,
+        "position": task.position,
+        "time_zone": None if task.time_zone is None else task.time_zone.name,
     }
 
 
@@ -76,10 +79,18 @@ def task_from_row(row: Mapping[Any, Any], owner: Owner | None = None) -> Task:
         completed_at=_aware(row["completed_at"]),
         version=row["version"],
         deleted_at=_aware(row["deleted_at"]),
+        parent_id=row["parent_id"],
+        position=row["position"],
+        time_zone=_zone(row["time_zone"]),
     )
 
 
 _STATUSES = {s.value: s for s in Status}
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str | None) -> TimeZone | None:
+    return None if name is None else TimeZone(name)
 
 
 @lru_cache(maxsize=4096)
@@ -100,6 +111,7 @@ def snapshot(task: Task) -> str:
     """The task as JSON text, for the idempotency record (replayed byte for byte later)."""
     row = task_to_row(task)
     row["id"] = str(task.id)
+    row["parent_id"] = None if task.parent_id is None else str(task.parent_id)
     for name in _DATETIMES:
         row[name] = None if row[name] is None else row[name].isoformat()
     return json.dumps(row, ensure_ascii=False)
@@ -108,6 +120,10 @@ def snapshot(task: Task) -> str:
 def from_snapshot(text: str) -> Task:
     row = json.loads(text)
     row["id"] = UUID(row["id"])
+    parent = row.get("parent_id")  # snapshots from before 0.3 have no family fields
+    row["parent_id"] = None if parent is None else UUID(parent)
+    row.setdefault("position", "a0")
+    row.setdefault("time_zone", None)
     for name in _DATETIMES:
         row[name] = None if row[name] is None else datetime.fromisoformat(row[name])
     return task_from_row(row)
@@ -159,6 +175,8 @@ def counted_statuses(query: TaskQuery) -> frozenset[Status] | None:
     """The statuses whose counters add up to this query's total, when it filters on nothing
     else; None when the total needs a count(*)."""
     if query.tags or query.text or query.priorities or query.due_before or query.due_after:
+        return None
+    if query.parent_id is not None or query.top_level:
         return None
     if query.overdue is not None:
         return None

@@ -27,6 +27,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from todo_adapters.sql.rows import STATUS_COUNT, counted_statuses
 from todo_adapters.sql.tables import idempotency_keys, owners, task_tags, tasks
+from todo_domain.hierarchy import MAX_DEPTH
 from todo_domain.query import SortField, TaskQuery
 from todo_domain.values import Status
 
@@ -148,6 +149,57 @@ def _feed(include_deleted: bool) -> sa.Select[Any]:
     )
 
 
+def _children(top_level: bool) -> sa.ColumnElement[bool]:
+    """Live children of `:parent_id`, or of the top level (two statements: `IS NULL` and `=`
+    each read ix_tasks_siblings, `IS NOT DISTINCT FROM` would not)."""
+    parent = tasks.c.parent_id
+    of = parent.is_(None) if top_level else parent == sa.bindparam("parent_id", type_=parent.type)
+    return sa.and_(tasks.c.user_id == _OWNER, of, _LIVE)
+
+
+# Deep enough to walk any legal tree (MAX_DEPTH) and to stop on a corrupted one.
+_WALK_LIMIT: sa.ColumnElement[int] = sa.literal_column(str(2 * MAX_DEPTH))
+
+
+def _ancestors() -> sa.Select[Any]:
+    """`:task_id` if live, then each parent up to the top level, nearest first."""
+    start = sa.select(tasks.c.id, tasks.c.parent_id, sa.literal_column("0").label("depth"))
+    chain = start.where(tasks.c.user_id == _OWNER, tasks.c.id == _TASK, _LIVE).cte("chain", recursive=True)
+    up = tasks.alias("up")
+    chain = chain.union_all(
+        sa.select(up.c.id, up.c.parent_id, chain.c.depth + 1).where(
+            up.c.user_id == _OWNER,
+            up.c.id == chain.c.parent_id,
+            up.c.deleted_at.is_(None),
+            chain.c.depth < _WALK_LIMIT,
+        )
+    )
+    return sa.select(chain.c.id).order_by(chain.c.depth)
+
+
+def _descendants() -> sa.Select[Any]:
+    """Every live subtask below `:task_id` with its depth (1: a child)."""
+    start = sa.select(tasks.c.id, sa.literal_column("1").label("depth"))
+    tree = start.where(tasks.c.user_id == _OWNER, tasks.c.parent_id == _TASK, _LIVE).cte(
+        "tree", recursive=True
+    )
+    down = tasks.alias("down")
+    tree = tree.union_all(
+        sa.select(down.c.id, tree.c.depth + 1).where(
+            down.c.user_id == _OWNER,
+            down.c.parent_id == tree.c.id,
+            down.c.deleted_at.is_(None),
+            tree.c.depth < _WALK_LIMIT,
+        )
+    )
+    return (
+        sa.select(*_READ, tree.c.depth)
+        .join(tree, tasks.c.id == tree.c.id)
+        .where(tasks.c.user_id == _OWNER)
+        .order_by(tree.c.depth, tasks.c.position)
+    )
+
+
 _MINE = (task_tags.c.user_id == _OWNER, task_tags.c.task_id == _TASK)
 _OLD_TOMBSTONE = tasks.c.deleted_at < sa.bindparam("tombstones_before", type_=tasks.c.deleted_at.type)
 
@@ -172,6 +224,12 @@ class Statements:
     purge_revisions: sa.Update
     purge_tasks: sa.Delete
     purge_keys: sa.Delete
+    ancestors: sa.Select[Any]
+    descendants: sa.Select[Any]
+    siblings_top: sa.Select[Any]
+    siblings_in: sa.Select[Any]
+    last_position_top: sa.Select[Any]
+    last_position_in: sa.Select[Any]
 
     @staticmethod
     @functools.cache
@@ -220,7 +278,21 @@ class Statements:
                 idempotency_keys.c.created_at
                 < sa.bindparam("keys_before", type_=idempotency_keys.c.created_at.type)
             ),
+            ancestors=_ancestors(),
+            descendants=_descendants(),
+            siblings_top=_siblings(top_level=True),
+            siblings_in=_siblings(top_level=False),
+            last_position_top=sa.select(sa.func.max(tasks.c.position).label("last")).where(_children(True)),
+            last_position_in=sa.select(sa.func.max(tasks.c.position).label("last")).where(_children(False)),
         )
+
+
+def _siblings(top_level: bool) -> sa.Select[Any]:
+    return (
+        sa.select(tasks.c.id, tasks.c.position)
+        .where(_children(top_level))
+        .order_by(tasks.c.position, tasks.c.id)
+    )
 
 
 @functools.cache
@@ -238,6 +310,7 @@ _SORT_COLUMNS: Mapping[SortField, sa.ColumnElement[Any]] = {
     SortField.DUE_DATE: tasks.c.due_date,
     SortField.PRIORITY: tasks.c.priority,
     SortField.TITLE: tasks.c.title_key,
+    SortField.POSITION: tasks.c.position,
 }
 
 
@@ -255,6 +328,7 @@ class _Shape:
     due_before: bool
     due_after: bool
     overdue: bool | None
+    parent: str  # "" any, "top" top level only, "of" children of :parent_id
     cursor: str  # "" none, "null" after a NULL sort value, "value"
     offset: bool
     counters: tuple[Status, ...] | None  # the total from these counters, or None: count(*)
@@ -288,6 +362,9 @@ def find_plan(owner: str, query: TaskQuery, now: datetime) -> FindPlan:
         params["due_after"] = query.due_after
     if query.overdue is not None:
         params["now"] = now
+    parent = "top" if query.top_level else ""
+    if query.parent_id is not None:
+        parent, params["parent_id"] = "of", query.parent_id
     cursor = ""
     if query.cursor is not None:
         cursor = "null" if query.cursor.value is None else "value"
@@ -308,6 +385,7 @@ def find_plan(owner: str, query: TaskQuery, now: datetime) -> FindPlan:
         due_before=query.due_before is not None,
         due_after=query.due_after is not None,
         overdue=query.overdue,
+        parent=parent,
         cursor=cursor,
         offset=bool(query.offset),
         counters=None if counters is None else tuple(sorted(counters)),
@@ -352,6 +430,8 @@ def _find(shape: _Shape) -> tuple[sa.Select[Any], sa.Select[Any]]:
             status != completed,
         )
         where.append(overdue if shape.overdue else sa.not_(overdue))
+    if shape.parent:
+        where.append(_children(top_level=shape.parent == "top"))
     if shape.counters is None:
         total = sa.select(sa.func.count().label("total")).select_from(tasks).where(*where)
     else:  # the per-status counters on the owner's row: O(1) whatever the owner's size

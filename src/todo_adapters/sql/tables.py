@@ -15,7 +15,15 @@ from sqlalchemy.dialects import postgresql
 
 from todo_domain.values import as_utc
 
-__all__ = ["PG_ONLY_INDEXES", "UTCDateTime", "idempotency_keys", "metadata", "owners", "task_tags", "tasks"]
+__all__ = [
+    "INDEXES_IN_MIGRATIONS",
+    "UTCDateTime",
+    "idempotency_keys",
+    "metadata",
+    "owners",
+    "task_tags",
+    "tasks",
+]
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -72,6 +80,10 @@ tasks = sa.Table(
     sa.Column("deleted_at", UTCDateTime(), nullable=True),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("revision", sa.BigInteger(), nullable=False, server_default="0"),
+    # the family (SPEC §17, migration 0005): parent, position among siblings, time zone
+    sa.Column("parent_id", sa.Uuid(), nullable=True),
+    sa.Column("position", CodePointText, nullable=False, server_default="a0"),
+    sa.Column("time_zone", sa.String(64), nullable=True),
     sa.PrimaryKeyConstraint("user_id", "id", name="pk_tasks"),
 )
 
@@ -80,10 +92,16 @@ _live_index("ix_tasks_updated", tasks.c.user_id, tasks.c.updated_at, tasks.c.id)
 _live_index("ix_tasks_due", tasks.c.user_id, tasks.c.due_date, tasks.c.id)
 _live_index("ix_tasks_priority", tasks.c.user_id, tasks.c.priority, tasks.c.id)
 _live_index("ix_tasks_title", tasks.c.user_id, tasks.c.title_key, tasks.c.id)
-# Due date descending with NULLs last cannot be read from ix_tasks_due backwards (that gives
-# NULLs first); PostgreSQL gets its own index (migration 0003). SQLite cannot declare NULLS LAST
-# in an index, and sorts instead.
-PG_ONLY_INDEXES = frozenset({"ix_tasks_due_desc"})
+# Children of a parent by position (lists with ?parent_id=, a move's neighbours, the last child).
+_live_index("ix_tasks_siblings", tasks.c.user_id, tasks.c.parent_id, tasks.c.position)
+# Indexes only their migrations make, with SQL the metadata cannot say once for both databases:
+# - due date descending with NULLs last cannot be read from ix_tasks_due backwards (that gives
+#   NULLs first); PostgreSQL gets its own index (migration 0003). SQLite cannot declare NULLS
+#   LAST in an index, and sorts instead;
+# - no two live siblings share a position: a unique index over (user_id, parent or a fixed
+#   stand-in for "top level", position) (migration 0005), since NULL parents never collide in
+#   a plain unique index.
+INDEXES_IN_MIGRATIONS = frozenset({"ix_tasks_due_desc", "ux_tasks_sibling_position"})
 
 # The change feed reads all rows, tombstones included, in revision order.
 sa.Index("ix_tasks_revision", tasks.c.user_id, tasks.c.revision)
