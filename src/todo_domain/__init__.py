@@ -13,12 +13,13 @@ from todo_domain.errors import (
     IdempotencyKeyReused,
     InvalidQuery,
     InvalidTask,
+    PositionTaken,
     StorageUnavailable,
     TaskNotFound,
     ValidationFailed,
     VersionConflict,
 )
-from todo_domain.model import EDITABLE_FIELDS, UNSET, NewTask, Task, TaskPatch
+from todo_domain.model import EDITABLE_FIELDS, UNSET, NewTask, Placement, Task, TaskPatch
 from todo_domain.ports import (
     ChangeFeed,
     Clock,
@@ -31,7 +32,7 @@ from todo_domain.ports import (
 from todo_domain.query import Cursor, Page, Sort, SortField, TagCount, TaskQuery
 from todo_domain.service import TaskService
 from todo_domain.system import SystemClock, Uuid7Generator
-from todo_domain.values import Frequency, Priority, Recurrence, Status
+from todo_domain.values import Frequency, Priority, Recurrence, Status, TimeZone
 
 __all__ = [
     "EDITABLE_FIELDS",
@@ -50,6 +51,8 @@ __all__ = [
     "InvalidTask",
     "NewTask",
     "Page",
+    "Placement",
+    "PositionTaken",
     "Priority",
     "Recurrence",
     "Sort",
@@ -65,6 +68,7 @@ __all__ = [
     "TaskRepository",
     "TaskService",
     "TaskStore",
+    "TimeZone",
     "UnitOfWork",
     "Uuid7Generator",
     "ValidationFailed",

@@ -32,9 +32,11 @@ from todo_domain.values import Owner
 
 __all__ = ["TaskService"]
 
-# Without an expected version a write applies to whatever is current ("last writer wins");
-# if a concurrent writer commits between our read and our compare-and-set, we simply retry.
-_LAST_WRITER_WINS_ATTEMPTS = 10
+# Without an expected version a write applies to whatever is current ("last writer wins"): if
+# a concurrent writer commits between our read and our compare-and-set, or takes the sibling
+# position we computed, we retry from what it committed; N writers into one gap need up to N
+# turns.
+_RACE_ATTEMPTS = 64
 
 Change = Callable[[UnitOfWork, Task, datetime], Awaitable[Sequence[Task]]]
 """Changes the task (locked, in the unit of work) and returns the other tasks it changed."""
@@ -72,7 +74,7 @@ class TaskService:
     async def create(self, owner: str, new: NewTask) -> Task:
         """A new task, after its last sibling (under `new.parent_id`, or at the top level)."""
         owner = Owner(owner)
-        for _ in range(_LAST_WRITER_WINS_ATTEMPTS):
+        for _ in range(_RACE_ATTEMPTS):
             try:
                 async with self._store.begin() as uow:
                     task = await self._new_task(uow, owner, new)
@@ -89,7 +91,7 @@ class TaskService:
         transaction as the task, so neither can exist without the other."""
         owner, key, wanted = Owner(owner), IdempotencyKey(key), fingerprint(new)
         in_flight = 0
-        for _ in range(_LAST_WRITER_WINS_ATTEMPTS):
+        for _ in range(_RACE_ATTEMPTS):
             try:
                 async with self._store.begin() as uow:
                     stored = await uow.keys.find(owner, key)
@@ -265,7 +267,8 @@ class TaskService:
         the caller gave no version. The task's subtasks follow its deletion or completion in
         the same transaction (hierarchy.follow)."""
         owner = Owner(owner)
-        for _ in range(_LAST_WRITER_WINS_ATTEMPTS):
+        lost_races = 0
+        while True:
             async with self._store.begin() as uow:
                 task = await uow.tasks.get(owner, task_id, for_update=True)
                 if task is None:
@@ -280,18 +283,29 @@ class TaskService:
                     others += hierarchy.follow(task, was_completed, was_deleted, subtree, now)
                 if task.version == loaded and not others:
                     return task  # nothing changed: no write, no version bump
+                lost: VersionConflict | PositionTaken | None = None
                 try:
                     if task.version != loaded:
                         await uow.tasks.save(task, expected_version=loaded)
-                except VersionConflict:
+                except VersionConflict as conflict:
                     if expected_version is not None:
-                        raise
-                    continue
-                try:
-                    for other in others:
-                        await uow.tasks.save(other, expected_version=other.version - 1)
-                    await uow.commit()
-                except (VersionConflict, PositionTaken):
-                    continue  # a subtask or sibling changed meanwhile: start again
-                return task
-        raise VersionConflict(loaded, loaded + 1)
+                        raise  # the caller's precondition: theirs to resolve
+                    lost = conflict
+                except PositionTaken as taken:
+                    lost = taken
+                if lost is None:
+                    try:
+                        for other in others:
+                            await uow.tasks.save(other, expected_version=other.version - 1)
+                        await uow.commit()
+                    except (VersionConflict, PositionTaken) as race:
+                        lost = race
+                if lost is None:
+                    return task
+            # Someone else wrote the task, a subtask or the position first: start again from
+            # what they committed (N concurrent moves into one gap take up to N turns).
+            lost_races += 1
+            if lost_races >= _RACE_ATTEMPTS:
+                if isinstance(lost, PositionTaken):
+                    raise lost
+                raise VersionConflict(loaded, loaded + 1)

@@ -297,7 +297,9 @@ MAX_TIME_ZONE = 64
 
 @functools.cache
 def _known_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    """The IANA zones the system's tz database holds, less the host's own `localtime` link
+    and tzdata's internal `posixrules` (neither names a place)."""
+    return frozenset(zoneinfo.available_timezones()) - {"localtime", "posixrules"}
 
 
 @functools.cache

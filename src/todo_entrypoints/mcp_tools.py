@@ -323,6 +323,13 @@ class TaskTools(MCPServer[Any]):
         remind_at: Moment = None,
         tags: Tags = None,
         recurrence: Recurrence = None,
+        time_zone: Annotated[
+            str | None,
+            Field(description="IANA name such as Europe/Paris: a recurring task keeps its local time there"),
+        ] = None,
+        parent_id: Annotated[
+            str | None, Field(description="make it a subtask of this task id (≤ 5 levels deep)")
+        ] = None,
         idempotency_key: Annotated[
             str | None,
             Field(description="1–255 visible ASCII characters; calling again with it returns the same task"),
@@ -338,6 +345,8 @@ class TaskTools(MCPServer[Any]):
             remind_at=remind_at,
             tags=tags,
             recurrence=recurrence,
+            time_zone=time_zone,
+            parent_id=parent_id,
         )
 
         async def work(adapters: Adapters, owner: str) -> Mapping[str, Any]:

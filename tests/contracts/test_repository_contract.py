@@ -29,6 +29,7 @@ from todo_domain import (
     TaskStore,
     VersionConflict,
 )
+from todo_domain.model import Placement
 from todo_domain.query import compare, sort_value
 
 from ..support import T0, FakeClock, SequentialIds
@@ -121,7 +122,7 @@ async def test_a_returned_task_is_a_copy(service: TaskService, alice: str) -> No
 async def test_work_left_without_commit_is_rolled_back(uow: TaskStore, alice: str) -> None:
     service = TaskService(uow, clock=FakeClock())
     kept = await service.create(alice, NewTask(title="kept"))
-    draft = Task.create(SequentialIds().new_id(), alice, NewTask(title="dropped"), T0)
+    draft = Task.create(SequentialIds().new_id(), alice, NewTask(title="dropped"), T0, Placement(None, "Zz"))
     async with uow.begin() as tx:
         await tx.tasks.add(draft)
         loaded = await tx.tasks.get(alice, kept.id, for_update=True)
@@ -134,7 +135,7 @@ async def test_work_left_without_commit_is_rolled_back(uow: TaskStore, alice: st
 
 
 async def test_an_exception_inside_a_transaction_rolls_it_back(uow: TaskStore, alice: str) -> None:
-    draft = Task.create(SequentialIds().new_id(), alice, NewTask(title="dropped"), T0)
+    draft = Task.create(SequentialIds().new_id(), alice, NewTask(title="dropped"), T0, Placement(None, "Zz"))
     with pytest.raises(RuntimeError):
         async with uow.begin() as tx:
             await tx.tasks.add(draft)

@@ -19,6 +19,7 @@ from todo_domain import (
     ValidationFailed,
 )
 from todo_domain.errors import IdempotencyKeyInFlight
+from todo_domain.model import Placement
 from todo_domain.sync import ChangeToken
 
 from ..support import T0, FakeClock, SequentialIds
@@ -98,7 +99,7 @@ async def test_concurrent_requests_with_one_key_make_one_task(service: TaskServi
 
 
 async def test_a_key_is_stored_with_its_task_or_not_at_all(uow: TaskStore, alice: str) -> None:
-    task = Task.create(SequentialIds().new_id(), alice, NewTask(title="t"), T0)
+    task = Task.create(SequentialIds().new_id(), alice, NewTask(title="t"), T0, Placement(None, "Zz"))
     with pytest.raises(RuntimeError):
         async with uow.begin() as tx:
             await tx.tasks.add(task)

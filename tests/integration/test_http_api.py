@@ -73,6 +73,7 @@ async def test_creating_a_task_returns_the_full_representation(any_client: httpx
     assert set(body) == {
         "id", "user_id", "title", "description", "status", "completed", "priority", "tags",
         "due_date", "remind_at", "recurrence", "completed_at", "created_at", "updated_at", "version",
+        "parent_id", "position", "time_zone",
     }  # fmt: skip
     assert (body["title"], body["user_id"], body["tags"], body["version"]) == ("Buy milk", user, ["home"], 1)
     assert (body["status"], body["completed"], body["priority"]) == ("pending", False, "medium")

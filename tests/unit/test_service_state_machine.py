@@ -51,6 +51,8 @@ def expected_order(rows: list[tuple[UUID, Model]], sort: Sort) -> list[UUID]:
             SortField.DUE_DATE: m.due_date,
             SortField.PRIORITY: PRIORITY_RANK[m.priority],
             SortField.TITLE: m.title.casefold(),
+            # every task here is top level and new ones go last: manual order is creation order
+            SortField.POSITION: m.created_at,
         }[sort.field]
 
     present = sorted(((value(m), i) for i, m in rows if value(m) is not None), reverse=sort.descending)

@@ -210,7 +210,7 @@ def test_editable_fields_are_derived_from_the_draft() -> None:
 
     task_fields = {f.name for f in fields(Task)}
     assert set(EDITABLE_FIELDS) <= task_fields
-    assert set(EDITABLE_FIELDS) == {f.name for f in fields(NewTask)} - {"status"}
+    assert set(EDITABLE_FIELDS) == {f.name for f in fields(NewTask)} - {"status", "parent_id"}
 
 
 def test_as_utc_reads_naive_values_as_utc_and_converts_aware_ones() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Query, Request
 from pydantic import TypeAdapter, ValidationError
@@ -100,6 +101,13 @@ def _sort(sort: str | None, sort_by: str | None, order: str | None) -> Sort:
     return Sort(field, descending)
 
 
+def _parent(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise InvalidQuery.one("parent_id", "must be a task id or none", "invalid_parent") from None
+
+
 def _descending(order: str) -> bool:
     lowered = order.lower()
     if lowered not in ("asc", "desc"):
@@ -119,10 +127,14 @@ async def list_query(
     due_before: Annotated[str | None, Query(description="exclusive upper bound (RFC 3339 or date)")] = None,
     due_after: Annotated[str | None, Query(description="inclusive lower bound (RFC 3339 or date)")] = None,
     overdue: Annotated[bool | None, Query()] = None,
+    parent_id: Annotated[
+        str | None, Query(description="a task id: its subtasks; none: top-level tasks; omitted: all tasks")
+    ] = None,
     sort: Annotated[
         str | None,
         Query(
-            description="created_at, updated_at, due_date, priority or title; prefix - to descend "
+            description="created_at, updated_at, due_date, priority, title or position (manual order, "
+            "ascending by default); prefix - to descend "
             "(also created, updated, due, due_at, createdAt, updatedAt, dueDate)"
         ),
     ] = None,
@@ -146,6 +158,8 @@ async def list_query(
         due_before=_moment("due_before", due_before),
         due_after=_moment("due_after", due_after),
         overdue=overdue,
+        parent_id=None if parent_id is None or parent_id.lower() == "none" else _parent(parent_id),
+        top_level=parent_id is not None and parent_id.lower() == "none",
         sort=_sort(sort, sort_by, ordering),
         limit=limit,
         cursor=None if cursor is None else Cursor.decode(cursor),

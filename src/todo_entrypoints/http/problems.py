@@ -25,6 +25,7 @@ from todo_domain.errors import (
     FieldError,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
+    PositionTaken,
     StorageUnavailable,
     TaskNotFound,
     ValidationFailed,
@@ -179,7 +180,7 @@ def describe(exc: DomainError) -> DomainProblem | None:
             return DomainProblem(422, "idempotency_key_reused", str(exc), exc.errors)
         case ValidationFailed():
             return DomainProblem(422, "validation_error", str(exc), exc.errors)
-        case IdempotencyKeyInFlight():
+        case IdempotencyKeyInFlight() | PositionTaken():
             return DomainProblem(409, "conflict", str(exc), headers={"Retry-After": "1"})
         case VersionConflict():
             detail = f"The task is at version {exc.current}, not {exc.expected}."

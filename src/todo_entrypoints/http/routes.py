@@ -20,6 +20,7 @@ from todo_entrypoints.http.schemas import (
     CompleteIn,
     DataEnvelope,
     ItemsEnvelope,
+    MoveIn,
     TagOut,
     TaskCreateIn,
     TaskOut,
@@ -259,6 +260,31 @@ async def complete_task(
     completed = None if body is None else body.completed
     version = await _write_version(service, owner, uid, if_match)
     return _task_response(await service.set_completed(owner, uid, completed, expected_version=version))
+
+
+@router.post(
+    "/tasks/{task_id}/move",
+    response_model=TaskOut,
+    summary="Move a task among its siblings or under another parent",
+    description=(
+        "`after`: right after that sibling (null: first); `before`: right before it (null: last); "
+        "both must name the same gap; neither: last. `parent_id` (null: top level) moves it under "
+        "another task first. Only the moved task is written, except when a sibling list is "
+        "rebalanced (see the README)."
+    ),
+    responses={200: {"headers": ETAG_HEADER}, **ERRORS(400, 401, 403, 404, 409, 412, 413, 415, 422)},
+)
+async def move_task(
+    task_id: str,
+    owner: RateLimitedOwnerDep,
+    _: JsonOnly,
+    body: MoveIn,
+    service: ServiceDep,
+    if_match: IfMatch = None,
+) -> Response:
+    uid = _task_id(task_id)
+    version = await _write_version(service, owner, uid, if_match)
+    return _task_response(await service.move(owner, uid, **body.given(), expected_version=version))
 
 
 # The spellings of other frontends (SPEC §21): exactly `PATCH …/complete`, deprecated.

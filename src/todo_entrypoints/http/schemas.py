@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import orjson
 from pydantic import (
@@ -46,7 +47,10 @@ __all__ = [
     "to_patch",
 ]
 
-READ_ONLY_FIELDS = frozenset({"id", "user_id", "created_at", "updated_at", "completed_at", "version"})
+# `position` too: it changes only by POST …/move (a PUT keeps it, SPEC §17).
+READ_ONLY_FIELDS = frozenset(
+    {"id", "user_id", "created_at", "updated_at", "completed_at", "version", "position"}
+)
 
 _STATUS_ALIASES = {
     "todo": "pending",
@@ -221,6 +225,14 @@ class TaskCreateIn(_Spellings):
     due_date: UtcDateTime | None = None
     remind_at: UtcDateTime | None = None
     recurrence: RecurrenceField = None
+    parent_id: UUID | None = Field(
+        None, description="a live task of yours (≤ 5 levels deep, no cycles); null or omitted: top level"
+    )
+    time_zone: str | None = Field(
+        None,
+        description="IANA name (e.g. Europe/Paris): recurrence keeps the wall-clock time there; null: UTC",
+        max_length=64,
+    )
 
 
 class TaskPatchIn(_Spellings):
@@ -235,10 +247,28 @@ class TaskPatchIn(_Spellings):
     due_date: UtcDateTime | None = None
     remind_at: UtcDateTime | None = None
     recurrence: RecurrenceField = None
+    parent_id: UUID | None = Field(None, description="a new parent goes with a place after its last child")
+    time_zone: str | None = Field(None, max_length=64)
 
 
 class CompleteIn(_Body):
     completed: bool | None = Field(None, description="true completes, false reopens, absent/null toggles")
+
+
+class MoveIn(_Body):
+    """Where to move a task (SPEC §17): omitted fields keep the parent / mean "last"."""
+
+    parent_id: UUID | None = Field(None, description="the new parent; null: top level; omitted: same parent")
+    after: UUID | None = Field(None, description="right after this sibling; null: first")
+    before: UUID | None = Field(None, description="right before this sibling; null: last")
+
+    def given(self) -> dict[str, Any]:
+        """The fields the body sent, as TaskService.move's arguments (omitted stay UNSET)."""
+        return {
+            name: getattr(self, name)
+            for name in ("parent_id", "after", "before")
+            if name in self.model_fields_set
+        }
 
 
 def _recurrence(value: RecurrenceIn | None) -> Recurrence | None:
@@ -246,7 +276,7 @@ def _recurrence(value: RecurrenceIn | None) -> Recurrence | None:
 
 
 # The draft arguments a body carries (same names: the body models mirror NewTask/TaskPatch).
-_DRAFT_ARGUMENTS = frozenset({*EDITABLE_FIELDS, "status", "completed"})
+_DRAFT_ARGUMENTS = frozenset({*EDITABLE_FIELDS, "parent_id", "status", "completed"})
 
 
 def _arguments(body: BaseModel, names: Iterable[str]) -> dict[str, Any]:
@@ -301,6 +331,9 @@ class TaskOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+    parent_id: str | None = Field(description="the parent task's id; null: top level")
+    position: str = Field(description="order among siblings: compare as plain bytes (sort=position)")
+    time_zone: str | None = Field(description="IANA name recurrence steps in; null: UTC")
 
 
 class TasksEnvelope(BaseModel):
@@ -358,6 +391,9 @@ def task_to_wire(task: Task) -> dict[str, Any]:
         "created_at": task.created_at,
         "updated_at": task.updated_at,
         "version": task.version,
+        "parent_id": None if task.parent_id is None else str(task.parent_id),
+        "position": task.position,
+        "time_zone": None if task.time_zone is None else task.time_zone.name,
     }
 
 
