@@ -36,7 +36,7 @@ from todo_adapters.sql import DatabaseConfig, create_engine
 from todo_adapters.sql.migrate import migrate
 from todo_adapters.sql.rows import task_to_row
 from todo_adapters.sql.tables import owners
-from todo_domain import NewTask, Priority, Status, Task, Uuid7Generator
+from todo_domain import NewTask, Placement, Priority, Status, Task, Uuid7Generator, positions
 from todo_domain.sync import ChangeToken
 
 ROOT = Path(__file__).resolve().parent
@@ -237,6 +237,7 @@ async def seed(url: str, plan: dict[str, int]) -> dict[str, list[str]]:
             if not owner.startswith("owner-"):
                 statuses.append(Status.COMPLETED)
             by_status = dict.fromkeys(Status, 0)
+            keys = positions.spread(count)  # all top level, in creation order
             for start in range(0, count, 1000):
                 rows, tag_rows = [], []
                 for n in range(start, min(count, start + 1000)):
@@ -247,7 +248,9 @@ async def seed(url: str, plan: dict[str, int]) -> dict[str, list[str]]:
                         tags=rng.sample(["home", "work", "errands", "later"], rng.randint(0, 2)),
                         due_date=None if n % 3 == 0 else now + timedelta(days=rng.randint(-30, 60)),
                     )
-                    task = Task.create(ids.new_id(), owner, draft, now - timedelta(seconds=count - n))
+                    task = Task.create(
+                        ids.new_id(), owner, draft, now - timedelta(seconds=count - n), Placement(None, keys[n])
+                    )
                     by_status[task.status] += 1
                     rows.append({**task_to_row(task), "revision": n + 1})
                     tag_rows += [{"user_id": owner, "task_id": task.id, "tag": t} for t in task.tags]

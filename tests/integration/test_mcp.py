@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -148,6 +149,23 @@ async def test_completing_a_recurring_task_reschedules_it(container: Container) 
     assert done["status"] == "rescheduled"
     assert done["task"]["completed"] is False
     assert done["task"]["due_date"] > "2026-12-01T09:00:00Z"
+
+
+async def test_add_task_takes_a_parent_and_a_time_zone(container: Container) -> None:
+    async with tools_for("alice", container) as client:
+        parent = ok(await client.call_tool("add_task", {"title": "move house"}))
+        child = ok(
+            await client.call_tool(
+                "add_task",
+                {"title": "book a van", "parent_id": parent["task_id"], "time_zone": "Europe/Paris"},
+            )
+        )
+        orphan = await client.call_tool("add_task", {"title": "x", "parent_id": str(uuid.uuid4())})
+        bad_zone = await client.call_tool("add_task", {"title": "x", "time_zone": "Mars/Olympus"})
+    assert child["task"]["parent_id"] == parent["task_id"]
+    assert child["task"]["time_zone"] == "Europe/Paris"
+    assert {e["field"] for e in refused(orphan, "validation_error")["errors"]} == {"parent_id"}
+    assert {e["field"] for e in refused(bad_zone, "validation_error")["errors"]} == {"time_zone"}
 
 
 async def test_pages_follow_next_cursor(container: Container) -> None:
