@@ -248,9 +248,8 @@ async def seed(url: str, plan: dict[str, int]) -> dict[str, list[str]]:
                         tags=rng.sample(["home", "work", "errands", "later"], rng.randint(0, 2)),
                         due_date=None if n % 3 == 0 else now + timedelta(days=rng.randint(-30, 60)),
                     )
-                    task = Task.create(
-                        ids.new_id(), owner, draft, now - timedelta(seconds=count - n), Placement(None, keys[n])
-                    )
+                    created = now - timedelta(seconds=count - n)
+                    task = Task.create(ids.new_id(), owner, draft, created, Placement(None, keys[n]))
                     by_status[task.status] += 1
                     rows.append({**task_to_row(task), "revision": n + 1})
                     tag_rows += [{"user_id": owner, "task_id": task.id, "tag": t} for t in task.tags]

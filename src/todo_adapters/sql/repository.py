@@ -48,6 +48,9 @@ class SqlTaskRepository:
         # and the status counter the task sits in.
         self._loaded_tags: dict[UUID, Tags] = {}
         self._loaded_status: dict[UUID, Status | None] = {}
+        # Tasks read for update and found to have no live subtasks (their subtree is empty
+        # without a query, until this unit of work adds a child).
+        self._childless: set[UUID] = set()
 
     async def add(self, task: Task) -> None:
         params = self._write_params(task, None)
@@ -56,6 +59,7 @@ class SqlTaskRepository:
                 await self._db.execute(statement, params)
         except DuplicateKey:  # ids are fresh UUIDs: the unique key taken is a sibling position
             raise PositionTaken() from None
+        self._childless.discard(task.parent_id)
         await self._write_tags(task, ())
 
     async def get(self, owner: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
@@ -66,9 +70,13 @@ class SqlTaskRepository:
         task = task_from_row(row)
         self._loaded_tags[task.id] = task.tags
         self._loaded_status[task.id] = task.status
+        if for_update and not row["has_children"]:
+            self._childless.add(task.id)
         return task
 
     async def save(self, task: Task, *, expected_version: int) -> None:
+        if task.parent_id is not None:  # it may have just become somebody's child
+            self._childless.discard(task.parent_id)
         """Compare-and-set on `version`, with the owner's revision bump in the same write."""
         if task.id in self._loaded_status:
             before = self._loaded_status[task.id]
@@ -135,6 +143,8 @@ class SqlTaskRepository:
         return [r["id"] for r in rows]
 
     async def descendants(self, owner: str, task_id: UUID) -> list[tuple[int, Task]]:
+        if task_id in self._childless:
+            return []
         rows = await self._db.fetch(self._sql.descendants, {"owner": owner, "task_id": task_id})
         found = []
         for row in rows:

@@ -161,6 +161,13 @@ def _children(top_level: bool) -> sa.ColumnElement[bool]:
 _WALK_LIMIT: sa.ColumnElement[int] = sa.literal_column(str(2 * MAX_DEPTH))
 
 
+def _has_children() -> sa.Exists:
+    child = tasks.alias("child")
+    return sa.exists().where(
+        child.c.user_id == tasks.c.user_id, child.c.parent_id == tasks.c.id, child.c.deleted_at.is_(None)
+    )
+
+
 def _ancestors() -> sa.Select[Any]:
     """`:task_id` if live, then each parent up to the top level, nearest first."""
     start = sa.select(tasks.c.id, tasks.c.parent_id, sa.literal_column("0").label("depth"))
@@ -246,7 +253,9 @@ class Statements:
         key = (idempotency_keys.c.user_id == _OWNER, idempotency_keys.c.key == sa.bindparam("k_key"))
         return Statements(
             get=get,
-            get_for_update=get.with_for_update(),
+            # what a write reads: also whether the task has live subtasks, so that completing
+            # or deleting a leaf (nearly every task) needs no subtree query
+            get_for_update=get.add_columns(_has_children().label("has_children")).with_for_update(),
             insert=insert,
             update=update,
             status_of=sa.select(tasks.c.status, tasks.c.deleted_at).where(
