@@ -291,16 +291,30 @@ class Statements:
             descendants=_descendants(),
             siblings_top=_siblings(top_level=True),
             siblings_in=_siblings(top_level=False),
-            last_position_top=sa.select(sa.func.max(tasks.c.position).label("last")).where(_children(True)),
-            last_position_in=sa.select(sa.func.max(tasks.c.position).label("last")).where(_children(False)),
+            last_position_top=_last_position(top_level=True),
+            last_position_in=_last_position(top_level=False),
         )
+
+
+# PostgreSQL treats `parent_id IS NULL` as a filter, not as an equality that fixes the index
+# column, so ordering by position alone would sort every top-level task instead of reading
+# ix_tasks_siblings in order: these statements order by (parent_id, position), the same order.
+_BY_SIBLING = (tasks.c.parent_id, tasks.c.position)
 
 
 def _siblings(top_level: bool) -> sa.Select[Any]:
     return (
-        sa.select(tasks.c.id, tasks.c.position)
+        sa.select(tasks.c.id, tasks.c.position).where(_children(top_level)).order_by(*_BY_SIBLING, tasks.c.id)
+    )
+
+
+def _last_position(top_level: bool) -> sa.Select[Any]:
+    """One index entry: the last child's position (not max(), for the same reason)."""
+    return (
+        sa.select(tasks.c.position.label("last"))
         .where(_children(top_level))
-        .order_by(tasks.c.position, tasks.c.id)
+        .order_by(*(c.desc() for c in _BY_SIBLING))
+        .limit(1)
     )
 
 
@@ -456,10 +470,13 @@ def _find(shape: _Shape) -> tuple[sa.Select[Any], sa.Select[Any]]:
         # Only due_date can be NULL. Saying NULLS LAST on a NOT NULL column would stop
         # PostgreSQL from reading its (user_id, column, id) index backwards.
         by_value = by_value.nulls_last()
+    order = [by_value, tasks.c.id.desc() if shape.descending else tasks.c.id.asc()]
+    if shape.parent and column is tasks.c.position:  # one parent: read ix_tasks_siblings in order
+        order.insert(0, tasks.c.parent_id.desc() if shape.descending else tasks.c.parent_id.asc())
     page = (
         sa.select(*_READ, total.scalar_subquery().label("total"))
         .where(*where)
-        .order_by(by_value, tasks.c.id.desc() if shape.descending else tasks.c.id.asc())
+        .order_by(*order)
         .limit(sa.bindparam("limit", type_=sa.Integer()))
     )
     if shape.offset:
