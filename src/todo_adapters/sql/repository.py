@@ -54,13 +54,17 @@ class SqlTaskRepository:
 
     async def add(self, task: Task) -> None:
         params = self._write_params(task, None)
+        params["new_tags"] = list(task.tags)
         try:
             for statement in self._sql.insert:
                 await self._db.execute(statement, params)
         except DuplicateKey:  # ids are fresh UUIDs: the unique key taken is a sibling position
             raise PositionTaken() from None
         self._childless.discard(task.parent_id)
-        await self._write_tags(task, ())
+        if self._sql.insert_writes_tags:
+            self._loaded_tags[task.id] = task.tags
+        else:
+            await self._write_tags(task, ())
 
     async def get(self, owner: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
         statement = self._sql.get_for_update if for_update else self._sql.get

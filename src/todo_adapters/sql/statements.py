@@ -116,7 +116,12 @@ def _writes(dialect: str) -> tuple[Write, Write]:
     if dialect == "postgresql":
         bump = _bump(postgresql.insert).returning(owners.c.revision).cte("bump")
         revision = sa.select(bump.c.revision).scalar_subquery()
-        insert = tasks.insert().values(**insert_values, revision=revision).add_cte(bump)
+        # The new task's tags in the same statement (one round trip less per create): a
+        # data-modifying CTE; the foreign key is checked at the end of the statement.
+        new_tags = sa.bindparam("new_tags", type_=postgresql.ARRAY(task_tags.c.tag.type))
+        tag_rows = sa.select(_OWNER, _TASK, sa.func.unnest(new_tags))
+        add_tags = task_tags.insert().from_select(["user_id", "task_id", "tag"], tag_rows).cte("add_tags")
+        insert = tasks.insert().values(**insert_values, revision=revision).add_cte(bump).add_cte(add_tags)
         update = (
             tasks.update().where(*compare_and_set).values(**update_values, revision=revision).add_cte(bump)
         )
@@ -215,6 +220,7 @@ _OLD_TOMBSTONE = tasks.c.deleted_at < sa.bindparam("tombstones_before", type_=ta
 class Statements:
     """The statement table of one dialect."""
 
+    insert_writes_tags: bool  # PostgreSQL: `insert` stores the new task's tags (`:new_tags`) too
     get: sa.Select[Any]
     get_for_update: sa.Select[Any]
     insert: Write
@@ -252,6 +258,7 @@ class Statements:
         )
         key = (idempotency_keys.c.user_id == _OWNER, idempotency_keys.c.key == sa.bindparam("k_key"))
         return Statements(
+            insert_writes_tags=dialect == "postgresql",
             get=get,
             # what a write reads: also whether the task has live subtasks, so that completing
             # or deleting a leaf (nearly every task) needs no subtree query
