@@ -64,6 +64,9 @@ def fingerprint(draft: NewTask) -> str:
         None if draft.remind_at is None else draft.remind_at.isoformat(),
         None if recurrence is None else [recurrence.frequency.value, recurrence.interval],
     ]
+    if draft.parent_id is not None or draft.time_zone is not None:  # only then: older keys still match
+        parent = None if draft.parent_id is None else str(draft.parent_id)
+        canonical += [parent, None if draft.time_zone is None else draft.time_zone.name]
     return hashlib.sha256(json.dumps(canonical, ensure_ascii=False).encode()).hexdigest()
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from todo_domain import (
     Frequency,
+    IdempotencyKeyReused,
     InvalidTask,
     NewTask,
     Recurrence,
@@ -235,3 +236,17 @@ async def test_recurrence_keeps_the_wall_clock_time_of_its_zone(service: TaskSer
     stored = await service.get(alice, task.id)
     assert stored.due_date == rolled.due_date
     assert str(stored.time_zone) == "America/New_York"
+
+
+async def test_an_idempotency_key_knows_the_parent_and_the_zone(service: TaskService, alice: str) -> None:
+    parent = await service.create(alice, NewTask(title="parent"))
+    first = await service.create_with_key(alice, NewTask(title="t", parent_id=parent.id), "key-1")
+    again = await service.create_with_key(alice, NewTask(title="t", parent_id=parent.id), "key-1")
+    assert again.replayed
+    assert again.task.id == first.task.id
+    with pytest.raises(IdempotencyKeyReused):
+        await service.create_with_key(alice, NewTask(title="t"), "key-1")
+    with pytest.raises(IdempotencyKeyReused):
+        await service.create_with_key(
+            alice, NewTask(title="t", parent_id=parent.id, time_zone="UTC"), "key-1"
+        )
