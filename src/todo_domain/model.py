@@ -5,6 +5,7 @@ The entity never reads a clock or makes an id: callers hand it `now` and the new
 
 from __future__ import annotations
 
+import copy
 import enum
 import functools
 from collections.abc import Callable, Iterable
@@ -88,6 +89,7 @@ def _check_agreement(errors: list[FieldError], status: Status | None, completed:
 
 
 _V = TypeVar("_V")
+_D = TypeVar("_D", "NewTask", "TaskPatch")
 
 
 class _Parse:
@@ -168,6 +170,16 @@ class NewTask:
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
+    def with_parent(self, parent_id: UUID | None) -> NewTask:
+        """The same draft under another parent (batches resolve temp ids into one)."""
+        return _with_parent(self, parent_id)
+
+
+def _with_parent(draft: _D, parent_id: UUID | None) -> _D:
+    changed = copy.copy(draft)
+    object.__setattr__(changed, "parent_id", parent_id)
+    return changed
+
 
 EDITABLE_FIELDS: Final = tuple(f.name for f in fields(NewTask) if f.name not in ("status", "parent_id"))
 """The fields a replacement or a patch sets directly (status moves by the task's rules, the
@@ -239,6 +251,10 @@ class TaskPatch:
         object.__setattr__(self, "completed", completed)
         object.__setattr__(self, "add_tags", parse.field(lambda: Tags.parse(add_tags)))
         parse.done()
+
+    def with_parent(self, parent_id: UUID | Unset | None) -> TaskPatch:
+        """The same patch with another parent (UNSET: leaves the task's)."""
+        return _with_parent(self, parent_id)  # type: ignore[arg-type]
 
     def target_status(self, currently_completed: bool) -> Status | None:
         """The status this patch asks for: `completed=False` only reopens a completed task."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from todo_domain import hierarchy, positions
@@ -41,6 +43,40 @@ _RACE_ATTEMPTS = 64
 Change = Callable[[UnitOfWork, Task, datetime], Awaitable[Sequence[Task]]]
 """Changes the task (locked, in the unit of work) and returns the other tasks it changed."""
 
+_T = TypeVar("_T")
+
+
+class _LostRace(Exception):
+    """A concurrent writer changed what this attempt read; the attempt starts again."""
+
+    def __init__(self, conflict: VersionConflict) -> None:
+        super().__init__(str(conflict))
+        self.conflict = conflict
+
+
+@dataclass(frozen=True, slots=True)
+class _Unchanged(Generic[_T]):
+    """A step that wrote nothing (a no-op change, a replayed key): no commit needed."""
+
+    value: _T
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """An idempotency key with the fingerprint of what it was sent with."""
+
+    key: IdempotencyKey
+    fingerprint: str
+
+    async def replay(self, uow: UnitOfWork, owner: Owner) -> Task | None:
+        """The task stored under this key, if any (another request: IdempotencyKeyReused)."""
+        stored = await uow.keys.find(owner, self.key)
+        if stored is None:
+            return None
+        if stored.fingerprint != self.fingerprint:
+            raise IdempotencyKeyReused()
+        return stored.task
+
 
 def _simple(change: Callable[[Task, datetime], None]) -> Change:
     async def run(_: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
@@ -74,52 +110,52 @@ class TaskService:
     async def create(self, owner: str, new: NewTask) -> Task:
         """A new task, after its last sibling (under `new.parent_id`, or at the top level)."""
         owner = Owner(owner)
-        for _ in range(_RACE_ATTEMPTS):
-            try:
-                async with self._store.begin() as uow:
-                    task = await self._new_task(uow, owner, new)
-                    await uow.tasks.add(task)
-                    await uow.commit()
-                return task
-            except PositionTaken:
-                continue  # a concurrent create took the same last place: take the next one
-        raise PositionTaken()
+        creation = await self._retried(lambda uow: self._create_in(uow, owner, new, None))
+        return creation.task
 
     async def create_with_key(self, owner: str, new: NewTask, key: str) -> Creation:
         """Create at most once per key: a retry with the same draft gets the original task back
         (`replayed`), a different draft is IdempotencyKeyReused. The key is stored in the same
         transaction as the task, so neither can exist without the other."""
-        owner, key, wanted = Owner(owner), IdempotencyKey(key), fingerprint(new)
-        in_flight = 0
-        for _ in range(_RACE_ATTEMPTS):
-            try:
-                async with self._store.begin() as uow:
-                    stored = await uow.keys.find(owner, key)
-                    if stored is not None:
-                        if stored.fingerprint != wanted:
-                            raise IdempotencyKeyReused()
-                        return Creation(stored.task, replayed=True)
-                    task = await self._new_task(uow, owner, new)
-                    await uow.tasks.add(task)
-                    await uow.keys.remember(owner, key, wanted, task)
-                    await uow.commit()
-                return Creation(task)
-            except IdempotencyKeyInFlight:
-                in_flight += 1
-                if in_flight > 1:
-                    raise
-                continue  # the other request has committed by now: look again, replay
-            except PositionTaken:
-                continue
-        raise PositionTaken()
+        owner, remembered = Owner(owner), _Key(IdempotencyKey(key), fingerprint(new))
+        return await self._retried(lambda uow: self._create_in(uow, owner, new, remembered))
 
-    async def _new_task(self, uow: UnitOfWork, owner: Owner, new: NewTask) -> Task:
+    async def _create_in(self, uow: UnitOfWork, owner: Owner, new: NewTask, key: _Key | None) -> Creation:
+        if key is not None:
+            replay = await key.replay(uow, owner)
+            if replay is not None:
+                return Creation(replay, replayed=True)
         parent = new.parent_id
         if parent is not None:
             hierarchy.check_parent(None, await uow.tasks.ancestors(owner, parent), height=1)
         last = await uow.tasks.last_position(owner, parent)
         placement = Placement(parent, positions.between(last, None))
-        return Task.create(self._ids.new_id(), owner, new, self._clock.now(), placement)
+        task = Task.create(self._ids.new_id(), owner, new, self._clock.now(), placement)
+        await uow.tasks.add(task)
+        if key is not None:
+            await uow.keys.remember(owner, key.key, key.fingerprint, task)
+        return Creation(task)
+
+    async def _retried(self, step: Callable[[UnitOfWork], Awaitable[_T | _Unchanged[_T]]]) -> _T:
+        """One unit of work around `step`, committed; started again when it lost a race to a
+        concurrent writer (a version, a sibling position, an idempotency key in flight once)."""
+        in_flight = 0
+        for attempt in range(1, _RACE_ATTEMPTS + 1):
+            try:
+                async with self._store.begin() as uow:
+                    result = await step(uow)
+                    if isinstance(result, _Unchanged):
+                        return result.value
+                    await uow.commit()
+                    return result
+            except IdempotencyKeyInFlight:
+                in_flight += 1
+                if in_flight > 1:
+                    raise
+            except (_LostRace, PositionTaken) as lost:
+                if attempt == _RACE_ATTEMPTS:
+                    raise (lost.conflict if isinstance(lost, _LostRace) else lost) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def get(self, owner: str, task_id: UUID) -> Task:
         async with self._store.begin(read_only=True) as uow:
@@ -262,50 +298,61 @@ class TaskService:
         below = await uow.tasks.descendants(task.owner, task.id)
         return 1 + max((depth for depth, _ in below), default=0)
 
-    async def _change(self, owner: str, task_id: UUID, expected_version: int | None, change: Change) -> Task:
-        """Load (locked), change, save by compare-and-set, commit — retried on a lost race when
-        the caller gave no version. The task's subtasks follow its deletion or completion in
-        the same transaction (hierarchy.follow)."""
+    async def _change(
+        self,
+        owner: str,
+        task_id: UUID,
+        expected_version: int | None,
+        change: Change,
+        key: _Key | None = None,
+    ) -> Task:
+        """Load (locked), change, save by compare-and-set, commit — started again on a lost race
+        when the caller gave no version."""
         owner = Owner(owner)
-        lost_races = 0
-        while True:
-            async with self._store.begin() as uow:
-                task = await uow.tasks.get(owner, task_id, for_update=True)
-                if task is None:
-                    raise TaskNotFound(task_id)
-                if expected_version is not None and task.version != expected_version:
-                    raise VersionConflict(expected_version, task.version)
-                loaded, was_completed, was_deleted = task.version, task.completed, task.deleted
-                now = self._clock.now()
-                others = list(await change(uow, task, now))
-                if hierarchy.changes_subtree(task, was_completed, was_deleted):
-                    subtree = [t for _, t in await uow.tasks.descendants(owner, task.id)]
-                    others += hierarchy.follow(task, was_completed, was_deleted, subtree, now)
-                if task.version == loaded and not others:
-                    return task  # nothing changed: no write, no version bump
-                lost: VersionConflict | PositionTaken | None = None
-                try:
-                    if task.version != loaded:
-                        await uow.tasks.save(task, expected_version=loaded)
-                except VersionConflict as conflict:
-                    if expected_version is not None:
-                        raise  # the caller's precondition: theirs to resolve
-                    lost = conflict
-                except PositionTaken as taken:
-                    lost = taken
-                if lost is None:
-                    try:
-                        for other in others:
-                            await uow.tasks.save(other, expected_version=other.version - 1)
-                        await uow.commit()
-                    except (VersionConflict, PositionTaken) as race:
-                        lost = race
-                if lost is None:
-                    return task
-            # Someone else wrote the task, a subtask or the position first: start again from
-            # what they committed (N concurrent moves into one gap take up to N turns).
-            lost_races += 1
-            if lost_races >= _RACE_ATTEMPTS:
-                if isinstance(lost, PositionTaken):
-                    raise lost
-                raise VersionConflict(loaded, loaded + 1)
+        return await self._retried(
+            lambda uow: self._change_in(uow, owner, task_id, expected_version, change, key)
+        )
+
+    async def _change_in(
+        self,
+        uow: UnitOfWork,
+        owner: Owner,
+        task_id: UUID,
+        expected_version: int | None,
+        change: Change,
+        key: _Key | None,
+    ) -> Task | _Unchanged[Task]:
+        """One attempt. The task's subtasks follow its deletion or completion in the same unit
+        of work (hierarchy.follow). A change that changes nothing writes nothing (_Unchanged)."""
+        if key is not None:
+            replay = await key.replay(uow, owner)
+            if replay is not None:
+                return _Unchanged(replay)
+        task = await uow.tasks.get(owner, task_id, for_update=True)
+        if task is None:
+            raise TaskNotFound(task_id)
+        if expected_version is not None and task.version != expected_version:
+            raise VersionConflict(expected_version, task.version)
+        loaded, was_completed, was_deleted = task.version, task.completed, task.deleted
+        now = self._clock.now()
+        others = list(await change(uow, task, now))
+        if hierarchy.changes_subtree(task, was_completed, was_deleted):
+            subtree = [t for _, t in await uow.tasks.descendants(owner, task.id)]
+            others += hierarchy.follow(task, was_completed, was_deleted, subtree, now)
+        if task.version == loaded and not others:
+            return _Unchanged(task)  # nothing changed: no write, no version bump
+        if task.version != loaded:
+            try:
+                await uow.tasks.save(task, expected_version=loaded)
+            except VersionConflict as conflict:
+                if expected_version is not None:
+                    raise  # the caller's precondition: theirs to resolve
+                raise _LostRace(conflict) from None
+        for other in others:
+            try:
+                await uow.tasks.save(other, expected_version=other.version - 1)
+            except VersionConflict as conflict:  # a subtask or sibling changed meanwhile
+                raise _LostRace(conflict) from None
+        if key is not None:
+            await uow.keys.remember(owner, key.key, key.fingerprint, task)
+        return task
