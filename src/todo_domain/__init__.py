@@ -6,6 +6,7 @@ from todo_adapters.memory import InMemoryStore
 tasks = TaskService(InMemoryStore())
 """
 
+from todo_domain.batch import BatchFailed, BatchResult, Command, FailedDependency, Op, Outcome
 from todo_domain.errors import (
     ChangeTokenExpired,
     DomainError,
@@ -37,11 +38,15 @@ from todo_domain.values import Frequency, Priority, Recurrence, Status, TimeZone
 __all__ = [
     "EDITABLE_FIELDS",
     "UNSET",
+    "BatchFailed",
+    "BatchResult",
     "ChangeFeed",
     "ChangeTokenExpired",
     "Clock",
+    "Command",
     "Cursor",
     "DomainError",
+    "FailedDependency",
     "FieldError",
     "Frequency",
     "IdGenerator",
@@ -50,6 +55,8 @@ __all__ = [
     "InvalidQuery",
     "InvalidTask",
     "NewTask",
+    "Op",
+    "Outcome",
     "Page",
     "Placement",
     "PositionTaken",

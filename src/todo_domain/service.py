@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -9,10 +10,13 @@ from typing import Generic, TypeVar
 from uuid import UUID
 
 from todo_domain import hierarchy, positions
+from todo_domain.batch import BatchFailed, BatchResult, Command, Op, Outcome, TempIds, check_batch
 from todo_domain.errors import (
+    DomainError,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InvalidQuery,
+    InvalidTask,
     PositionTaken,
     TaskNotFound,
     VersionConflict,
@@ -76,6 +80,10 @@ class _Key:
         if stored.fingerprint != self.fingerprint:
             raise IdempotencyKeyReused()
         return stored.task
+
+
+def _completing(completed: bool | None) -> Change:
+    return _simple(lambda task, now: task.set_completed(completed, now))
 
 
 def _simple(change: Callable[[Task, datetime], None]) -> Change:
@@ -213,22 +221,12 @@ class TaskService:
     ) -> Task:
         """PUT: every writable field; an omitted parent_id means the top level. A task given a
         new parent goes after that parent's last child."""
-
-        async def change(uow: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
-            task.replace(new, now, await self._new_parent(uow, task, new.parent_id))
-            return ()
-
-        return await self._change(owner, task_id, expected_version, change)
+        return await self._change(owner, task_id, expected_version, self._replacing(new))
 
     async def update(
         self, owner: str, task_id: UUID, patch: TaskPatch, *, expected_version: int | None = None
     ) -> Task:
-        async def change(uow: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
-            parent = task.parent_id if isinstance(patch.parent_id, Unset) else patch.parent_id
-            task.update(patch, now, await self._new_parent(uow, task, parent))
-            return ()
-
-        return await self._change(owner, task_id, expected_version, change)
+        return await self._change(owner, task_id, expected_version, self._updating(patch))
 
     async def set_completed(
         self,
@@ -239,9 +237,7 @@ class TaskService:
         expected_version: int | None = None,
     ) -> Task:
         """True completes, False reopens, None toggles."""
-        return await self._change(
-            owner, task_id, expected_version, _simple(lambda t, now: t.set_completed(completed, now))
-        )
+        return await self._change(owner, task_id, expected_version, _completing(completed))
 
     async def delete(self, owner: str, task_id: UUID, *, expected_version: int | None = None) -> Task:
         """Soft delete, with every subtask, in one transaction; returns the tombstone."""
@@ -260,7 +256,123 @@ class TaskService:
         """Moves a task among its siblings or under another parent (SPEC §17); see
         `hierarchy.place` for `after`/`before`. Only the task is written, unless the gap has
         become too fine and the sibling list is rebalanced (then each sibling is written too)."""
+        return await self._change(owner, task_id, expected_version, self._moving(parent_id, after, before))
 
+    # -- batches (SPEC §18) ----------------------------------------------------------------------
+
+    async def run_batch(
+        self, owner: str, commands: Sequence[Command], *, atomic: bool = False
+    ) -> BatchResult:
+        """Runs `commands` in order, each answered like its single use case (see todo_domain.batch).
+
+        Not atomic: each command is its own unit of work (and revision); a failure is that
+        command's outcome and the rest go on. Atomic: one unit of work; the first failure rolls
+        everything back and raises BatchFailed naming its index.
+        """
+        check_batch(commands)
+        owner = Owner(owner)
+        if atomic:
+            return await self._retried(lambda uow: self._atomic_batch_in(uow, owner, commands))
+        temps, outcomes = TempIds(), []
+        for command in commands:
+            try:
+                outcome = await self._retried(
+                    functools.partial(self._command_in, owner=owner, command=command, temps=temps)
+                )
+            except DomainError as exc:
+                outcome = Outcome(command.id, command.op, error=exc)
+                if command.temp_id is not None:
+                    temps.failed.add(command.temp_id)
+            else:
+                if command.temp_id is not None and outcome.task is not None:
+                    temps.made[command.temp_id] = outcome.task.id
+            outcomes.append(outcome)
+        return BatchResult(tuple(outcomes), dict(temps.made))
+
+    async def _atomic_batch_in(
+        self, uow: UnitOfWork, owner: Owner, commands: Sequence[Command]
+    ) -> BatchResult:
+        temps, outcomes = TempIds(), []
+        for index, command in enumerate(commands):
+            try:
+                result = await self._command_in(uow, owner=owner, command=command, temps=temps)
+            except (_LostRace, PositionTaken, IdempotencyKeyInFlight):
+                raise  # the whole batch starts again
+            except DomainError as exc:
+                raise BatchFailed(index, exc) from None
+            outcome = result.value if isinstance(result, _Unchanged) else result
+            if command.temp_id is not None and outcome.task is not None:
+                temps.made[command.temp_id] = outcome.task.id
+            outcomes.append(outcome)
+        return BatchResult(tuple(outcomes), dict(temps.made))
+
+    async def _command_in(
+        self, uow: UnitOfWork, *, owner: Owner, command: Command, temps: TempIds
+    ) -> Outcome | _Unchanged[Outcome]:
+        key = _Key(command.storage_key(), command.fingerprint())
+        draft = command.draft
+        if command.op is Op.CREATE:
+            if not isinstance(draft, NewTask):
+                raise InvalidTask.one("body", "a create needs the body of POST /api/tasks", "missing")
+            if not isinstance(command.parent, Unset):
+                draft = draft.with_parent(
+                    temps.resolve(command.parent, "parent_id") if command.parent else None
+                )
+            creation = await self._create_in(uow, owner, draft, key)
+            outcome = Outcome(command.id, command.op, creation.task)
+            return _Unchanged(outcome) if creation.replayed else outcome
+        task_id = temps.resolve(command.task_id or "", "task_id")
+        match command.op:
+            case Op.REPLACE:
+                if not isinstance(draft, NewTask):
+                    raise InvalidTask.one(
+                        "body", "a replace needs the body of PUT /api/tasks/{id}", "missing"
+                    )
+                parent = None if isinstance(command.parent, Unset) else command.parent
+                change = self._replacing(
+                    draft.with_parent(None if parent is None else temps.resolve(parent, "parent_id"))
+                )
+            case Op.UPDATE:
+                if not isinstance(draft, TaskPatch):
+                    raise InvalidTask.one(
+                        "body", "an update needs the body of PATCH /api/tasks/{id}", "missing"
+                    )
+                change = self._updating(draft.with_parent(temps.optional(command.parent, "parent_id")))
+            case Op.COMPLETE | Op.REOPEN | Op.TOGGLE:
+                change = _completing({Op.COMPLETE: True, Op.REOPEN: False}.get(command.op))
+            case Op.DELETE:
+                change = _simple(Task.delete)
+            case Op.MOVE:
+                change = self._moving(
+                    temps.optional(command.parent, "parent_id"),
+                    temps.optional(command.after, "after"),
+                    temps.optional(command.before, "before"),
+                )
+        result = await self._change_in(uow, owner, task_id, command.expected_version, change, key)
+        if isinstance(result, _Unchanged):
+            return _Unchanged(Outcome(command.id, command.op, result.value))
+        return Outcome(command.id, command.op, result)
+
+    # -- the changes ------------------------------------------------------------------------------
+
+    def _replacing(self, new: NewTask) -> Change:
+        async def change(uow: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
+            task.replace(new, now, await self._new_parent(uow, task, new.parent_id))
+            return ()
+
+        return change
+
+    def _updating(self, patch: TaskPatch) -> Change:
+        async def change(uow: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
+            parent = task.parent_id if isinstance(patch.parent_id, Unset) else patch.parent_id
+            task.update(patch, now, await self._new_parent(uow, task, parent))
+            return ()
+
+        return change
+
+    def _moving(
+        self, parent_id: UUID | Unset | None, after: UUID | Unset | None, before: UUID | Unset | None
+    ) -> Change:
         async def change(uow: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
             target = task.parent_id if isinstance(parent_id, Unset) else parent_id
             if target != task.parent_id and target is not None:
@@ -280,7 +392,7 @@ class TaskService:
                     others.append(sibling)
             return others
 
-        return await self._change(owner, task_id, expected_version, change)
+        return change
 
     async def _new_parent(self, uow: UnitOfWork, task: Task, parent: UUID | None) -> Placement | None:
         """The placement under a new parent (after its last child), once the family rules

@@ -1,0 +1,137 @@
+"""Batch commands (SPEC §18) through the Python API, on memory, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from todo_domain import (
+    BatchFailed,
+    Command,
+    FailedDependency,
+    IdempotencyKeyReused,
+    InvalidTask,
+    NewTask,
+    Op,
+    Sort,
+    SortField,
+    Status,
+    TaskNotFound,
+    TaskPatch,
+    TaskQuery,
+    TaskService,
+    TaskStore,
+    ValidationFailed,
+    VersionConflict,
+)
+
+from ..support import FakeClock, SequentialIds
+
+
+@pytest.fixture
+def service(uow: TaskStore) -> TaskService:
+    return TaskService(uow, clock=FakeClock(tick=timedelta(microseconds=7)), ids=SequentialIds())
+
+
+def offline_queue() -> list[Command]:
+    return [
+        Command("c1", Op.CREATE, temp_id="trip", draft=NewTask(title="Plan the trip")),
+        Command("c2", Op.CREATE, temp_id="tickets", draft=NewTask(title="Buy tickets"), parent="trip"),
+        Command("c3", Op.CREATE, temp_id="hotel", draft=NewTask(title="Book a hotel"), parent="trip"),
+        Command("c4", Op.MOVE, task_id="hotel", after=None),
+        Command("c5", Op.UPDATE, task_id="tickets", draft=TaskPatch(priority="high")),
+        Command("c6", Op.COMPLETE, task_id="hotel"),
+        Command("c7", Op.TOGGLE, task_id="tickets"),
+        Command("c8", Op.REOPEN, task_id="tickets"),
+    ]
+
+
+async def test_an_offline_queue_with_temp_ids_and_parents(service: TaskService, alice: str) -> None:
+    result = await service.run_batch(alice, offline_queue())
+    assert [o.error for o in result.outcomes] == [None] * 8
+    assert set(result.temp_ids) == {"trip", "tickets", "hotel"}
+    trip, tickets, hotel = (result.temp_ids[t] for t in ("trip", "tickets", "hotel"))
+    children = await service.list(alice, TaskQuery(parent_id=trip, sort=Sort(SortField.POSITION, False)))
+    assert [t.id for t in children.items] == [hotel, tickets]
+    assert (await service.get(alice, hotel)).status is Status.COMPLETED
+    ticket = await service.get(alice, tickets)
+    assert (str(ticket.priority), ticket.status) == ("high", Status.PENDING)
+    changes = await service.list_changes(alice)
+    assert len(changes.changes) == 3
+
+
+async def test_sending_a_batch_again_replays_it_and_applies_nothing_twice(
+    service: TaskService, alice: str
+) -> None:
+    first = await service.run_batch(alice, offline_queue())
+    since = (await service.list_changes(alice)).next.encode()
+    again = await service.run_batch(alice, offline_queue())
+    assert again.temp_ids == first.temp_ids
+    assert [(o.task.id, o.task.version) for o in again.outcomes if o.task] == [
+        (o.task.id, o.task.version) for o in first.outcomes if o.task
+    ]
+    assert (await service.list(alice)).total == 3
+    nothing = await service.list_changes(alice, since)
+    assert (nothing.changes, nothing.deleted) == ((), ())
+
+
+async def test_failures_are_per_command_and_the_rest_apply(
+    service: TaskService, alice: str, bob: str
+) -> None:
+    theirs = await service.create(bob, NewTask(title="bob's"))
+    mine = await service.create(alice, NewTask(title="mine"))
+    result = await service.run_batch(
+        alice,
+        [
+            Command("a", Op.UPDATE, task_id=str(theirs.id), draft=TaskPatch(title="mallory")),  # 404
+            Command("b", Op.COMPLETE, task_id=str(mine.id), expected_version=7),  # 412
+            Command("c", Op.CREATE, temp_id="bad", draft=NewTask(title="x"), parent=str(uuid.uuid4())),  # 422
+            Command("d", Op.CREATE, draft=NewTask(title="child of bad"), parent="bad"),  # 424
+            Command("e", Op.DELETE, task_id="nobody"),  # 422 unknown temp id
+            Command("f", Op.UPDATE, task_id=str(mine.id), draft=TaskPatch(title="renamed")),  # applies
+        ],
+    )
+    errors = [type(o.error) for o in result.outcomes]
+    assert errors == [TaskNotFound, VersionConflict, InvalidTask, FailedDependency, InvalidTask, type(None)]
+    assert (await service.get(alice, mine.id)).title == "renamed"
+    assert (await service.get(bob, theirs.id)).title == "bob's"
+    assert (await service.list(alice)).total == 1
+    assert result.temp_ids == {}
+
+
+async def test_a_command_id_reused_for_another_command_is_refused(service: TaskService, alice: str) -> None:
+    await service.run_batch(alice, [Command("same", Op.CREATE, draft=NewTask(title="one"))])
+    result = await service.run_batch(alice, [Command("same", Op.CREATE, draft=NewTask(title="two"))])
+    assert isinstance(result.outcomes[0].error, IdempotencyKeyReused)
+    assert [t.title for t in (await service.list(alice)).items] == ["one"]
+
+
+async def test_an_atomic_batch_applies_all_or_nothing(service: TaskService, alice: str) -> None:
+    commands = [
+        Command("x1", Op.CREATE, temp_id="p", draft=NewTask(title="parent")),
+        Command("x2", Op.CREATE, draft=NewTask(title="child"), parent="p"),
+        Command("x3", Op.DELETE, task_id=str(uuid.uuid4())),
+    ]
+    with pytest.raises(BatchFailed) as failed:
+        await service.run_batch(alice, commands, atomic=True)
+    assert failed.value.index == 2
+    assert isinstance(failed.value.cause, TaskNotFound)
+    assert (await service.list(alice)).total == 0
+    done = await service.run_batch(alice, commands[:2], atomic=True)
+    assert [o.error for o in done.outcomes] == [None, None]
+    assert (await service.list(alice)).total == 2
+
+
+async def test_malformed_batches_are_refused_whole(service: TaskService, alice: str) -> None:
+    for commands in (
+        [Command("a", Op.CREATE, draft=NewTask(title="t"))] * 2,
+        [Command("a", Op.DELETE, temp_id="t", task_id="x")],
+        [Command("a", Op.DELETE)],
+        [Command("é", Op.CREATE, draft=NewTask(title="t"))],
+        [Command(f"c{i}", Op.CREATE, draft=NewTask(title="t")) for i in range(1001)],
+    ):
+        with pytest.raises(ValidationFailed):
+            await service.run_batch(alice, commands)
+    assert (await service.list(alice)).total == 0
