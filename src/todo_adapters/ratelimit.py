@@ -77,16 +77,18 @@ class RateLimiter:
         self.degraded = False
         self._last_warning = 0.0
 
-    async def hit(self, item: RateLimitItem, key: str) -> Decision:
+    async def hit(self, item: RateLimitItem, key: str, cost: int = 1) -> Decision:
+        """Counts `cost` hits (a batch's commands) in one go: all of them, or none if they
+        do not fit in what is left of the window."""
         if self._shared is not None:
             try:
-                decision = await asyncio.wait_for(self._hit(self._shared, item, key), self._timeout * 2)
+                decision = await asyncio.wait_for(self._hit(self._shared, item, key, cost), self._timeout * 2)
             except (StorageError, TimeoutError, OSError) as exc:
                 self._storage_failed(exc)
             else:
                 self.degraded = False
                 return decision
-        return await self._hit(self._fallback, item, key)
+        return await self._hit(self._fallback, item, key, cost)
 
     async def check(self) -> None:
         """For readiness: raises if the shared store does not answer."""
@@ -104,8 +106,8 @@ class RateLimiter:
             await self._pool.aclose()
 
     @staticmethod
-    async def _hit(strategy: MovingWindowRateLimiter, item: RateLimitItem, key: str) -> Decision:
-        allowed = await strategy.hit(item, key)
+    async def _hit(strategy: MovingWindowRateLimiter, item: RateLimitItem, key: str, cost: int) -> Decision:
+        allowed = await strategy.hit(item, key, cost=cost)
         stats = await strategy.get_window_stats(item, key)
         reset = max(1, math.ceil(stats.reset_time - time.time()))
         return Decision(allowed, item.amount, stats.remaining, reset)

@@ -64,6 +64,9 @@ class Command:
     parent: Ref | Unset | None = UNSET
     after: Ref | Unset | None = UNSET
     before: Ref | Unset | None = UNSET
+    refused: DomainError | None = None
+    """Why the caller could not even build this command (its body did not parse): it is
+    answered with this error without running, and counts as failed for its temp_id."""
 
     def fingerprint(self) -> str:
         """What "the same command" means (the draft's normalised values, not their spelling)."""
@@ -138,7 +141,7 @@ def check_batch(commands: Sequence[Command]) -> None:
             elif command.temp_id in temps:
                 errors.append(FieldError(f"commands[{index}].temp_id", "is declared twice", "duplicate"))
             temps.add(command.temp_id)
-        if command.op is not Op.CREATE and command.task_id is None:
+        if command.op is not Op.CREATE and command.task_id is None and command.refused is None:
             errors.append(FieldError(f"commands[{index}].task_id", "is required for this op", "missing"))
     if errors:
         raise ValidationFailed(errors)

@@ -276,6 +276,8 @@ class TaskService:
         temps, outcomes = TempIds(), []
         for command in commands:
             try:
+                if command.refused is not None:
+                    raise command.refused
                 outcome = await self._retried(
                     functools.partial(self._command_in, owner=owner, command=command, temps=temps)
                 )
@@ -294,6 +296,8 @@ class TaskService:
     ) -> BatchResult:
         temps, outcomes = TempIds(), []
         for index, command in enumerate(commands):
+            if command.refused is not None:
+                raise BatchFailed(index, command.refused)
             try:
                 result = await self._command_in(uow, owner=owner, command=command, temps=temps)
             except (_LostRace, PositionTaken, IdempotencyKeyInFlight):

@@ -61,6 +61,7 @@ class Adapters:
     rate_limiter: RateLimiter | None
     read_limit: RateLimitItem
     write_limit: RateLimitItem
+    batch_command_limit: RateLimitItem
     health_checks: tuple[HealthCheck, ...]
     pool_usage: Callable[[], tuple[int, int]] | None
     """(connections in use, connections open) of the SQL store, for metrics."""
@@ -215,6 +216,7 @@ class Container(containers.DeclarativeContainer):
     rate_limiter = providers.Resource(_rate_limiter, settings)
     read_limit = providers.Singleton(lambda s: parse_limit(s.rate_limit_read), settings)
     write_limit = providers.Singleton(lambda s: parse_limit(s.rate_limit_write), settings)
+    batch_command_limit = providers.Singleton(lambda s: parse_limit(s.rate_limit_batch_commands), settings)
     health_checks = providers.Singleton(_health_checks, unit_of_work, rate_limiter, jwks_verifier, settings)
     database_description = providers.Callable(_describe, settings)
     adapters = providers.Singleton(
@@ -224,6 +226,7 @@ class Container(containers.DeclarativeContainer):
         rate_limiter=rate_limiter,
         read_limit=read_limit,
         write_limit=write_limit,
+        batch_command_limit=batch_command_limit,
         health_checks=providers.Callable(tuple, health_checks),
         pool_usage=providers.Callable(_pool_usage, unit_of_work),
     )

@@ -114,11 +114,12 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = True
     rate_limit_read: str = "100/minute"
     rate_limit_write: str = "30/minute"
+    rate_limit_batch_commands: str = Field("10000/hour", description="commands in batches, per user")
     rate_limit_fail_closed: bool = False
     rate_limit_key_prefix: str = "todo"
     redis_url: SecretStr | None = None
 
-    @field_validator("rate_limit_read", "rate_limit_write")
+    @field_validator("rate_limit_read", "rate_limit_write", "rate_limit_batch_commands")
     @classmethod
     def _check_limit(cls, value: str) -> str:
         parse_limit(value)

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from todo_domain import Task
 
-__all__ = ["etag", "expected_version", "matches", "parse_etags"]
+__all__ = ["NO_VERSION", "etag", "expected_version", "matches", "parse_etags", "version_of"]
 
 ANY = "*"
 
@@ -37,7 +37,8 @@ def matches(header: str, task: Task) -> bool:
     return tags is None or etag(task) in tags
 
 
-def _version(tag: str) -> int | None:
+def version_of(tag: str) -> int | None:
+    """The version a strong entity tag names, or None."""
     digits = tag[1:-1] if len(tag) >= 2 and tag[0] == tag[-1] == '"' else ""
     # isascii: str.isdigit() also accepts "²", which int() refuses.
     return int(digits) if digits.isascii() and digits.isdigit() and len(digits) < 10 else None
@@ -57,7 +58,7 @@ async def expected_version(header: str | None, current: Callable[[], Awaitable[T
     tags = parse_etags(header, weak=False)
     if tags is None:
         return None
-    versions = {v for v in map(_version, tags) if v is not None}
+    versions = {v for v in map(version_of, tags) if v is not None}
     if len(tags) == 1:
         return versions.pop() if versions else NO_VERSION
     task = await current()

@@ -7,7 +7,7 @@ Domain errors, auth failures, HTTP-level refusals, framework validation and the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from todo_adapters.auth import AuthUnavailable, InvalidToken
+from todo_domain.batch import FailedDependency
 from todo_domain.errors import (
     ChangeTokenExpired,
     DomainError,
@@ -38,6 +39,7 @@ __all__ = [
     "DomainProblem",
     "HttpProblem",
     "describe",
+    "field_errors",
     "install_problem_handlers",
     "problem_body",
     "problem_response",
@@ -82,6 +84,7 @@ TITLES = {
     413: "Payload too large",
     415: "Unsupported media type",
     422: "Request validation failed",
+    424: "Failed dependency",
     429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
@@ -99,6 +102,7 @@ DEFAULT_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
+    424: "failed_dependency",
     429: "rate_limited",
     500: "internal_error",
     503: "service_unavailable",
@@ -176,6 +180,11 @@ def describe(exc: DomainError) -> DomainProblem | None:
     match exc:
         case TaskNotFound():
             return DomainProblem(404, "not_found", "The task does not exist.")
+        case FailedDependency():
+            error = FieldError(
+                exc.field, f"names temp_id {exc.temp_id!r}, whose create failed", "failed_dependency"
+            )
+            return DomainProblem(424, "failed_dependency", str(exc), (error,))
         case IdempotencyKeyReused():
             return DomainProblem(422, "idempotency_key_reused", str(exc), exc.errors)
         case ValidationFailed():
@@ -226,11 +235,20 @@ def _validation_field(loc: Sequence[int | str]) -> str:
     return ".".join(parts) or "body"
 
 
-def _validation_problem(request: Request, exc: RequestValidationError) -> Response:
-    errors = [
-        FieldError(_validation_field(e.get("loc", ())), str(e.get("msg", "is invalid")), str(e.get("type")))
-        for e in exc.errors()
+def field_errors(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> list[FieldError]:
+    """Pydantic's errors as ours: the field as a dotted path (under `prefix`), message, type."""
+    return [
+        FieldError(
+            ".".join(p for p in (prefix, _validation_field(e.get("loc", ()))) if p),
+            str(e.get("msg", "is invalid")),
+            str(e.get("type")),
+        )
+        for e in errors
     ]
+
+
+def _validation_problem(request: Request, exc: RequestValidationError) -> Response:
+    errors = field_errors(exc.errors())
     if any(e.code == "json_invalid" for e in errors):
         return problem_response(request, 400, "The request body is not valid JSON.")
     return problem_response(request, 422, "; ".join(str(e) for e in errors), errors=errors)
