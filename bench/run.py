@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -381,6 +382,52 @@ async def scenarios(
     return results
 
 
+# -- batches (SPEC §20: 1,000 creates in one batch ≤ 300 ms; 10,000 in 10 batches ≤ 5 s) -----------
+
+
+def _creates(prefix: str, count: int) -> dict[str, Any]:
+    commands = [
+        {"id": f"{prefix}-{n}", "op": "create", "body": {"title": f"imported {n}"}} for n in range(count)
+    ]
+    return {"commands": commands}
+
+
+async def batches(port: int) -> dict[str, float]:
+    """Wall-clock times of imports, next to the same creates as single POSTs (32 at a time,
+    from this process: the Python client shares the 2 cores, so that row is pessimistic)."""
+    base = f"http://127.0.0.1:{port}/api/tasks"
+    timings: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=120) as client:
+        one_batch = []
+        for run in range(3):
+            headers = {"Authorization": f"Bearer {token(f'import-{run}')}"}
+            started = time.perf_counter()
+            response = await client.post(f"{base}/batch", json=_creates(f"r{run}", 1000), headers=headers)
+            one_batch.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+        timings["1,000 creates in one batch (median of 3), ms"] = 1000 * statistics.median(one_batch)
+        headers = {"Authorization": f"Bearer {token('import-10k')}"}
+        started = time.perf_counter()
+        for n in range(10):
+            response = await client.post(f"{base}/batch", json=_creates(f"b{n}", 1000), headers=headers)
+            assert response.status_code == 200, response.text
+        timings["10,000 creates in 10 batches, s"] = time.perf_counter() - started
+        headers = {"Authorization": f"Bearer {token('import-single')}"}
+        gate = asyncio.Semaphore(32)
+
+        async def post(n: int) -> None:
+            async with gate:
+                answer = await client.post(base, json={"title": f"single {n}"}, headers=headers)
+                assert answer.status_code == 201, answer.text
+
+        started = time.perf_counter()
+        await asyncio.gather(*(post(n) for n in range(1000)))
+        timings["1,000 single POSTs at c=32, ms"] = 1000 * (time.perf_counter() - started)
+    for name, value in timings.items():
+        print(f"{name:48} {value:9.1f}", flush=True)
+    return timings
+
+
 def median_of(runs: list[Result]) -> Result:
     """Each figure's median over the rounds: one slow moment of the shared machine does not
     decide a row (requests and errors are summed)."""
@@ -456,6 +503,9 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {int(size):,} | {get1['p50_ms']:.2f} | {get32['throughput']:.0f} "
                 f"| {page1['p50_ms']:.2f} | {page32['throughput']:.0f} |"
             )
+    if report.get("batches"):
+        lines += ["", "| import (1 worker) | measured |", "|---|---|"]
+        lines += [f"| {name} | {value:,.1f} |" for name, value in report["batches"].items()]
     for key, run in runs.items():
         lines.append(
             f"\n{key.replace('_', ' ')}: peak RSS {run['peak_rss_mb']:.0f} MB per process; RSS "
@@ -522,6 +572,8 @@ async def main() -> None:
                 )
                 end_rss = rss_mb(process, "VmRSS")
                 served = sum(r.requests for r in results)
+                if workers == 1 and (not args.only or "batch" in args.only):
+                    report["batches"] = await batches(port)
                 soaked = await soak(port, made) if workers == 1 and not args.quick else 0
                 rss, soak_rss = rss_mb(process), rss_mb(process, "VmRSS")
                 print(

@@ -71,7 +71,8 @@ class TaskRepository(Protocol):
 
     async def descendants(self, owner: str, task_id: UUID) -> Sequence[tuple[int, Task]]:
         """The live subtasks at every level below `task_id` with their depth (1: a child),
-        locked for update like `get(for_update=True)`."""
+        locked for update like `get(for_update=True)` (before any save takes the owner's row:
+        task rows first, then the owner, in every write)."""
         ...
 
     async def siblings(self, owner: str, parent_id: UUID | None) -> Sequence[Sibling]:

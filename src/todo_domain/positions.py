@@ -14,7 +14,9 @@ written here in plain Python so the domain stays free of third-party imports.
 
 from __future__ import annotations
 
-__all__ = ["DIGITS", "MAX_LENGTH", "between", "is_valid", "spread"]
+from uuid import UUID
+
+__all__ = ["DIGITS", "MAX_LENGTH", "after_last", "between", "is_valid", "spread"]
 
 DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MAX_LENGTH = 64
@@ -132,3 +134,16 @@ def spread(count: int, above: str | None = None) -> list[str]:
         last = between(last, None)
         keys.append(last)
     return keys
+
+
+def after_last(last: str | None, task_id: UUID) -> str:
+    """A new last child's key: the next integer after `last` (short, as any append), then a
+    fraction spelling the task's id (22 base-62 digits, never ending in "0"). Two creates that
+    read the same last sibling at once so get different keys without any lock, in the order
+    of their time-ordered (version 7) ids; a later append or move starts from them as usual."""
+    n, digits = task_id.int, []
+    for _ in range(22):
+        n, digit = divmod(n, len(DIGITS))
+        digits.append(DIGITS[digit])
+    salt = "".join(reversed(digits))
+    return between(last, None) + (salt + "1" if salt.endswith("0") else salt)

@@ -137,8 +137,9 @@ class TaskService:
         if parent is not None:
             hierarchy.check_parent(None, await uow.tasks.ancestors(owner, parent), height=1)
         last = await uow.tasks.last_position(owner, parent)
-        placement = Placement(parent, positions.between(last, None))
-        task = Task.create(self._ids.new_id(), owner, new, self._clock.now(), placement)
+        task_id = self._ids.new_id()
+        placement = Placement(parent, positions.after_last(last, task_id))
+        task = Task.create(task_id, owner, new, self._clock.now(), placement)
         await uow.tasks.add(task)
         if key is not None:
             await uow.keys.remember(owner, key.key, key.fingerprint, task)
@@ -407,7 +408,7 @@ class TaskService:
             chain = await uow.tasks.ancestors(task.owner, parent)
             hierarchy.check_parent(task.id, chain, await self._height(uow, task))
         last = await uow.tasks.last_position(task.owner, parent)
-        return Placement(parent, positions.between(last, None))
+        return Placement(parent, positions.after_last(last, task.id))
 
     @staticmethod
     async def _height(uow: UnitOfWork, task: Task) -> int:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from todo_domain import InvalidTask
 from todo_domain.hierarchy import MAX_DEPTH, Sibling, check_parent, place
-from todo_domain.positions import MAX_LENGTH, between, is_valid, spread
+from todo_domain.positions import MAX_LENGTH, after_last, between, is_valid, spread
 
 
 def test_appends_and_prepends_stay_short_for_ever() -> None:
@@ -129,3 +129,20 @@ def test_the_family_rules() -> None:
             check_parent(task, chain, height)
         assert refused.value.errors[0].field == "parent_id"
         assert refused.value.errors[0].code == code
+
+
+def test_creates_that_read_the_same_last_sibling_still_get_distinct_ordered_keys() -> None:
+    from todo_domain import Uuid7Generator
+
+    ids = Uuid7Generator()
+    last = between(None, None)
+    racing = [ids.new_id() for _ in range(50)]
+    keys = [after_last(last, task_id) for task_id in racing]  # all read the same `last`
+    assert all(is_valid(k) and k > last for k in keys)
+    assert len(set(keys)) == len(keys)
+    assert keys == sorted(keys)  # version 7 ids: creation order
+    chain = last
+    for _ in range(10_000):
+        chain = after_last(chain, ids.new_id())
+    assert len(chain) <= 30
+    assert after_last(None, UUID(int=0)).endswith("01")  # a fraction never ends in "0"

@@ -209,6 +209,9 @@ def _descendants() -> sa.Select[Any]:
         .join(tree, tasks.c.id == tree.c.id)
         .where(tasks.c.user_id == _OWNER)
         .order_by(tree.c.depth, tasks.c.position)
+        # locked before the owner's row (the bump), like the task itself: a cascade never
+        # waits for a subtask's row while holding what that subtask's writer waits for
+        .with_for_update(of=tasks)
     )
 
 
@@ -316,13 +319,9 @@ def _siblings(top_level: bool) -> sa.Select[Any]:
 
 
 def _last_position(top_level: bool) -> sa.Select[Any]:
-    """One index entry: the last child's position (not max(), for the same reason)."""
-    return (
-        sa.select(tasks.c.position.label("last"))
-        .where(_children(top_level))
-        .order_by(*(c.desc() for c in _BY_SIBLING))
-        .limit(1)
-    )
+    """The last child's position: one index entry (not max(), for the same reason)."""
+    last = sa.select(tasks.c.position).where(_children(top_level)).order_by(*(c.desc() for c in _BY_SIBLING))
+    return sa.select(last.limit(1).scalar_subquery().label("last"))
 
 
 @functools.cache
