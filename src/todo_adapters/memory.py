@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,6 +77,10 @@ class _Tasks:
         if self._current(task.id) is not None:
             raise ValueError(f"task {task.id} already exists")
         self.staged[task.id] = (_copy(task), None)
+
+    async def add_many(self, tasks: Sequence[Task]) -> None:
+        for task in tasks:
+            await self.add(task)
 
     async def get(self, owner: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
         await _round_trip()
@@ -220,6 +224,18 @@ class _Keys:
         await _round_trip()
         found = self._store.keys.get((owner, key))
         return None if found is None else StoredKey(found[0].fingerprint, _copy(found[0].task))
+
+    async def find_many(self, owner: str, keys: Sequence[str]) -> dict[str, StoredKey]:
+        found = {}
+        for key in keys:
+            stored = await self.find(owner, key)
+            if stored is not None:
+                found[key] = stored
+        return found
+
+    async def remember_many(self, owner: str, entries: Sequence[tuple[str, str, Task]]) -> None:
+        for key, fingerprint, task in entries:
+            await self.remember(owner, key, fingerprint, task)
 
     async def remember(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
         await _round_trip()

@@ -154,6 +154,11 @@ class TempIds:
         self.made: dict[str, UUID] = {}
         self.failed: set[str] = set()
 
+    def copy(self) -> TempIds:
+        other = TempIds()
+        other.made, other.failed = dict(self.made), set(self.failed)
+        return other
+
     def resolve(self, ref: Ref, field: str) -> UUID:
         if ref in self.failed:
             raise FailedDependency(field, ref)

@@ -41,6 +41,10 @@ class TaskRepository(Protocol):
 
     async def add(self, task: Task) -> None: ...
 
+    async def add_many(self, tasks: Sequence[Task]) -> None:
+        """New tasks in order, each its own revision, in as few round trips as the store can."""
+        ...
+
     async def get(self, owner: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
         """A copy of the stored task; `for_update` locks it until the unit of work ends."""
         ...
@@ -88,6 +92,14 @@ class IdempotencyKeys(Protocol):
     """The Idempotency-Keys of creates, each stored with the task it made."""
 
     async def find(self, owner: str, key: str) -> StoredKey | None: ...
+
+    async def find_many(self, owner: str, keys: Sequence[str]) -> dict[str, StoredKey]:
+        """The stored ones among `keys`, by key."""
+        ...
+
+    async def remember_many(self, owner: str, entries: Sequence[tuple[str, str, Task]]) -> None:
+        """`remember` for each (key, fingerprint, task)."""
+        ...
 
     async def remember(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
         """Stores the key with the task it created, in this unit of work; raises

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,34 @@ class _Key:
         if stored.fingerprint != self.fingerprint:
             raise IdempotencyKeyReused()
         return stored.task
+
+
+_Results = list[tuple[int, Outcome | DomainError]]
+"""A run's answers by command index: its outcome, or the error it failed with."""
+_Chains = dict[UUID, list[UUID]]
+
+
+def _runs(commands: Sequence[Command]) -> list[tuple[int, int]]:
+    """The batch cut into [start, end) slices: runs of consecutive creates (bulk-able), and
+    every other command alone."""
+    slices: list[tuple[int, int]] = []
+    start = 0
+    while start < len(commands):
+        end = start + 1
+        if _bulk(commands[start]):
+            while end < len(commands) and _bulk(commands[end]):
+                end += 1
+        slices.append((start, end))
+        start = end
+    return slices
+
+
+def _bulk(command: Command) -> bool:
+    return command.op is Op.CREATE and command.refused is None
+
+
+def _outcome(command: Command, result: Outcome | DomainError) -> Outcome:
+    return result if isinstance(result, Outcome) else Outcome(command.id, command.op, error=result)
 
 
 def _completing(completed: bool | None) -> Change:
@@ -266,50 +295,145 @@ class TaskService:
     ) -> BatchResult:
         """Runs `commands` in order, each answered like its single use case (see todo_domain.batch).
 
-        Not atomic: each command is its own unit of work (and revision); a failure is that
-        command's outcome and the rest go on. Atomic: one unit of work; the first failure rolls
-        everything back and raises BatchFailed naming its index.
+        Not atomic: a failure is that command's outcome and the rest go on; each command is its
+        own revision, and its own unit of work except in a run of consecutive creates, which
+        share one with bulk statements (`_creates_in`; if that unit of work loses a race, the
+        run is done again command by command). Atomic: one unit of work; the first failure
+        rolls everything back and raises BatchFailed naming its index.
         """
         check_batch(commands)
         owner = Owner(owner)
         if atomic:
             return await self._retried(lambda uow: self._atomic_batch_in(uow, owner, commands))
         temps, outcomes = TempIds(), []
-        for command in commands:
-            try:
-                if command.refused is not None:
-                    raise command.refused
-                outcome = await self._retried(
-                    functools.partial(self._command_in, owner=owner, command=command, temps=temps)
-                )
-            except DomainError as exc:
-                outcome = Outcome(command.id, command.op, error=exc)
-                if command.temp_id is not None:
-                    temps.failed.add(command.temp_id)
-            else:
-                if command.temp_id is not None and outcome.task is not None:
-                    temps.made[command.temp_id] = outcome.task.id
-            outcomes.append(outcome)
+        for start, end in _runs(commands):
+            if end - start > 1:
+                run = list(enumerate(commands))[start:end]
+                try:
+                    async with self._store.begin() as uow:
+                        results, after = await self._creates_in(uow, owner, run, temps)
+                        await uow.commit()
+                except (_LostRace, PositionTaken, IdempotencyKeyInFlight):
+                    pass  # done again below, one by one
+                else:
+                    temps = after
+                    outcomes += [_outcome(commands[i], r) for i, r in results]
+                    continue
+            for command in commands[start:end]:
+                outcomes.append(await self._one_command(owner, command, temps))
         return BatchResult(tuple(outcomes), dict(temps.made))
+
+    async def _one_command(self, owner: Owner, command: Command, temps: TempIds) -> Outcome:
+        try:
+            if command.refused is not None:
+                raise command.refused
+            outcome = await self._retried(
+                functools.partial(self._command_in, owner=owner, command=command, temps=temps)
+            )
+        except DomainError as exc:
+            if command.temp_id is not None:
+                temps.failed.add(command.temp_id)
+            return Outcome(command.id, command.op, error=exc)
+        if command.temp_id is not None and outcome.task is not None:
+            temps.made[command.temp_id] = outcome.task.id
+        return outcome
 
     async def _atomic_batch_in(
         self, uow: UnitOfWork, owner: Owner, commands: Sequence[Command]
     ) -> BatchResult:
-        temps, outcomes = TempIds(), []
-        for index, command in enumerate(commands):
+        temps, outcomes = TempIds(), builtins.list[Outcome]()
+        for start, end in _runs(commands):
+            if end - start > 1:
+                results, temps = await self._creates_in(
+                    uow, owner, list(enumerate(commands))[start:end], temps
+                )
+                for index, answer in results:
+                    if isinstance(answer, DomainError):
+                        raise BatchFailed(index, answer)
+                    outcomes.append(answer)
+                continue
+            command = commands[start]
             if command.refused is not None:
-                raise BatchFailed(index, command.refused)
+                raise BatchFailed(start, command.refused)
             try:
                 result = await self._command_in(uow, owner=owner, command=command, temps=temps)
             except (_LostRace, PositionTaken, IdempotencyKeyInFlight):
                 raise  # the whole batch starts again
             except DomainError as exc:
-                raise BatchFailed(index, exc) from None
+                raise BatchFailed(start, exc) from None
             outcome = result.value if isinstance(result, _Unchanged) else result
             if command.temp_id is not None and outcome.task is not None:
                 temps.made[command.temp_id] = outcome.task.id
             outcomes.append(outcome)
         return BatchResult(tuple(outcomes), dict(temps.made))
+
+    async def _creates_in(
+        self, uow: UnitOfWork, owner: Owner, run: Sequence[tuple[int, Command]], temps: TempIds
+    ) -> tuple[_Results, TempIds]:
+        """A run of creates in one unit of work: their keys looked up in one statement, each
+        distinct parent's chain and last child read once, the tasks and keys written in bulk
+        (each task still its own revision). Per-command failures are returned in place; the
+        temp ids as they stand afterwards are returned too (the caller keeps them once the unit
+        of work commits)."""
+        after = temps.copy()
+        keys = {command.id: command.storage_key() for _, command in run}
+        stored = await uow.keys.find_many(owner, list(keys.values()))
+        chains: _Chains = {}  # the tasks made here: themselves, then their ancestors
+        lasts: dict[UUID | None, str | None] = {}
+        fresh: builtins.list[Task] = []
+        remembered: builtins.list[tuple[str, str, Task]] = []
+        results: _Results = []
+        for index, command in run:
+            key, wanted = keys[command.id], command.fingerprint()
+            try:
+                if key in stored:
+                    if stored[key].fingerprint != wanted:
+                        raise IdempotencyKeyReused()
+                    task = stored[key].task
+                else:
+                    task = await self._new_in_run(uow, owner, command, after, chains, lasts)
+                    fresh.append(task)
+                    remembered.append((key, wanted, task))
+            except DomainError as exc:
+                if command.temp_id is not None:
+                    after.failed.add(command.temp_id)
+                results.append((index, exc))
+                continue
+            if command.temp_id is not None:
+                after.made[command.temp_id] = task.id
+            results.append((index, Outcome(command.id, command.op, task)))
+        await uow.tasks.add_many(fresh)
+        await uow.keys.remember_many(owner, remembered)
+        return results, after
+
+    async def _new_in_run(
+        self,
+        uow: UnitOfWork,
+        owner: Owner,
+        command: Command,
+        temps: TempIds,
+        chains: _Chains,
+        lasts: dict[UUID | None, str | None],
+    ) -> Task:
+        draft = command.draft
+        if not isinstance(draft, NewTask):
+            raise InvalidTask.one("body", "a create needs the body of POST /api/tasks", "missing")
+        parent = draft.parent_id
+        if not isinstance(command.parent, Unset):
+            parent = temps.resolve(command.parent, "parent_id") if command.parent else None
+        chain: builtins.list[UUID] = []
+        if parent is not None:
+            chain = chains[parent] if parent in chains else list(await uow.tasks.ancestors(owner, parent))
+            hierarchy.check_parent(None, chain, height=1)
+        if parent not in lasts:
+            lasts[parent] = None if parent in chains else await uow.tasks.last_position(owner, parent)
+        task_id = self._ids.new_id()
+        position = positions.after_last(lasts[parent], task_id)
+        lasts[parent] = position
+        chains[task_id] = [task_id, *chain]
+        return Task.create(
+            task_id, owner, draft.with_parent(parent), self._clock.now(), Placement(parent, position)
+        )
 
     async def _command_in(
         self, uow: UnitOfWork, *, owner: Owner, command: Command, temps: TempIds

@@ -135,3 +135,29 @@ async def test_malformed_batches_are_refused_whole(service: TaskService, alice: 
         with pytest.raises(ValidationFailed):
             await service.run_batch(alice, commands)
     assert (await service.list(alice)).total == 0
+
+
+async def test_the_same_batch_sent_twice_at_once_makes_each_task_once(
+    service: TaskService, alice: str
+) -> None:
+    """The second batch's bulk run meets the first's keys in flight, falls back to one command
+    at a time, and replays them."""
+    import asyncio
+
+    queue = offline_queue()[:3]
+    first, second = await asyncio.gather(service.run_batch(alice, queue), service.run_batch(alice, queue))
+    assert [o.error for o in first.outcomes + second.outcomes] == [None] * 6
+    assert first.temp_ids == second.temp_ids
+    assert (await service.list(alice)).total == 3
+
+
+async def test_an_import_of_many_creates_keeps_their_order(service: TaskService, alice: str) -> None:
+    commands = [Command(f"i{n}", Op.CREATE, draft=NewTask(title=f"task {n:03}")) for n in range(300)]
+    result = await service.run_batch(alice, commands)
+    assert all(o.error is None for o in result.outcomes)
+    page = await service.list(
+        alice, TaskQuery(top_level=True, sort=Sort(SortField.POSITION, False), limit=1000)
+    )
+    assert [t.title for t in page.items] == [f"task {n:03}" for n in range(300)]
+    revisions = await service.list_changes(alice, limit=1000)
+    assert len(revisions.changes) == 300

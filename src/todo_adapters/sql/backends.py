@@ -186,7 +186,10 @@ class _PgSession:
 
     async def execute_many(self, statement: sa.Executable, params: Sequence[Mapping[str, Any]]) -> None:
         compiled = _compiled(statement)
-        await self._connection.executemany(compiled.sql, [compiled.args(p) for p in params])
+        try:
+            await self._connection.executemany(compiled.sql, [compiled.args(p) for p in params])
+        except asyncpg.UniqueViolationError:
+            raise DuplicateKey() from None
 
     async def commit(self) -> None:
         if self._transaction is not None:
@@ -383,7 +386,12 @@ class _SqliteSession:
         return int(result.rowcount)
 
     async def execute_many(self, statement: sa.Executable, params: Sequence[Mapping[str, Any]]) -> None:
-        await self._connection.execute(statement, [_only(statement, p) for p in params])
+        try:
+            await self._connection.execute(statement, [_only(statement, p) for p in params])
+        except sa.exc.IntegrityError as exc:
+            if "UNIQUE" in str(exc.orig):
+                raise DuplicateKey() from None
+            raise
 
     async def commit(self) -> None:
         await self._connection.commit()

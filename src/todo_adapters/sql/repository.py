@@ -66,6 +66,28 @@ class SqlTaskRepository:
         else:
             await self._write_tags(task, ())
 
+    async def add_many(self, tasks: Sequence[Task]) -> None:
+        """New tasks in order, each its own revision. PostgreSQL: one pipelined executemany of
+        the insert (whose CTEs bump the revision and store the tags per row); SQLite: row by
+        row, its bump and insert alternating (a local call each)."""
+        if not self._sql.insert_writes_tags:
+            for task in tasks:
+                await self.add(task)
+            return
+        rows = []
+        for task in tasks:
+            params = self._write_params(task, None)
+            params["new_tags"] = list(task.tags)
+            rows.append(params)
+        try:
+            for statement in self._sql.insert:
+                await self._db.execute_many(statement, rows)
+        except DuplicateKey:
+            raise PositionTaken() from None
+        for task in tasks:
+            self._childless.discard(task.parent_id)
+            self._loaded_tags[task.id] = task.tags
+
     async def get(self, owner: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
         statement = self._sql.get_for_update if for_update else self._sql.get
         row = await self._db.fetchrow(statement, {"owner": owner, "task_id": task_id})
@@ -197,6 +219,31 @@ class SqlIdempotencyKeys:
     async def find(self, owner: str, key: str) -> StoredKey | None:
         row = await self._db.fetchrow(self._sql.find_key, {"owner": owner, "k_key": key})
         return None if row is None else StoredKey(row["fingerprint"], from_snapshot(row["task"]))
+
+    async def find_many(self, owner: str, keys: Sequence[str]) -> dict[str, StoredKey]:
+        if not keys:
+            return {}
+        rows = await self._db.fetch(self._sql.find_keys, {"owner": owner, "k_keys": list(keys)})
+        return {r["key"]: StoredKey(r["fingerprint"], from_snapshot(r["task"])) for r in rows}
+
+    async def remember_many(self, owner: str, entries: Sequence[tuple[str, str, Task]]) -> None:
+        """Like `remember` for each (key, fingerprint, task), in one executemany."""
+        if not entries:
+            return
+        params = [
+            {
+                "owner": owner,
+                "k_key": key,
+                "k_fingerprint": fingerprint,
+                "k_snapshot": snapshot(task),
+                "k_created_at": task.created_at,
+            }
+            for key, fingerprint, task in entries
+        ]
+        try:
+            await self._db.execute_many(self._sql.remember_key, params)
+        except DuplicateKey:
+            raise IdempotencyKeyInFlight() from None
 
     async def remember(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
         params = {

@@ -235,6 +235,7 @@ class Statements:
     feed_live: sa.Select[Any]
     feed_all: sa.Select[Any]
     find_key: sa.Select[Any]
+    find_keys: sa.Select[Any]
     remember_key: sa.Insert
     tag_counts: sa.Select[Any]
     purge_revisions: sa.Update
@@ -277,6 +278,7 @@ class Statements:
             feed_live=_feed(include_deleted=False),
             feed_all=_feed(include_deleted=True),
             find_key=sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.task).where(*key),
+            find_keys=_find_keys(dialect),
             remember_key=idempotency_keys.insert().values(
                 user_id=_OWNER,
                 key=sa.bindparam("k_key"),
@@ -310,6 +312,19 @@ class Statements:
 # column, so ordering by position alone would sort every top-level task instead of reading
 # ix_tasks_siblings in order: these statements order by (parent_id, position), the same order.
 _BY_SIBLING = (tasks.c.parent_id, tasks.c.position)
+
+
+def _find_keys(dialect: str) -> sa.Select[Any]:
+    """Many keys of one owner in one statement (`:k_keys`, a list): ANY of an array on
+    PostgreSQL (one prepared statement for any count), an expanding IN on SQLite."""
+    column = idempotency_keys.c.key
+    if dialect == "postgresql":
+        wanted = column == sa.func.any(sa.bindparam("k_keys", type_=postgresql.ARRAY(column.type)))
+    else:
+        wanted = column.in_(sa.bindparam("k_keys", expanding=True))
+    return sa.select(column, idempotency_keys.c.fingerprint, idempotency_keys.c.task).where(
+        idempotency_keys.c.user_id == _OWNER, wanted
+    )
 
 
 def _siblings(top_level: bool) -> sa.Select[Any]:
