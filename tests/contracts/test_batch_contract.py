@@ -161,3 +161,21 @@ async def test_an_import_of_many_creates_keeps_their_order(service: TaskService,
     assert [t.title for t in page.items] == [f"task {n:03}" for n in range(300)]
     revisions = await service.list_changes(alice, limit=1000)
     assert len(revisions.changes) == 300
+
+
+async def test_temp_ids_work_in_moves_after_and_before(service: TaskService, alice: str) -> None:
+    result = await service.run_batch(
+        alice,
+        [
+            Command("m1", Op.CREATE, temp_id="a", draft=NewTask(title="a")),
+            Command("m2", Op.CREATE, temp_id="b", draft=NewTask(title="b")),
+            Command("m3", Op.CREATE, temp_id="c", draft=NewTask(title="c")),
+            Command("m4", Op.MOVE, task_id="c", after="a", before="b"),
+            Command("m5", Op.CREATE, temp_id="p", draft=NewTask(title="p")),
+            Command("m6", Op.MOVE, task_id="a", parent="p"),
+        ],
+    )
+    assert [o.error for o in result.outcomes] == [None] * 6
+    top = await service.list(alice, TaskQuery(top_level=True, sort=Sort(SortField.POSITION, False)))
+    assert [t.title for t in top.items] == ["c", "b", "p"]
+    assert (await service.get(alice, result.temp_ids["a"])).parent_id == result.temp_ids["p"]
