@@ -78,11 +78,13 @@ async def test_failures_are_answered_per_command_while_the_rest_apply(api: httpx
             {"id": "e", "op": "update", "task_id": "no-such-temp", "body": {"title": "x"}},
             {"id": "f", "op": "update", "task_id": mine["id"], "body": {"title": "renamed", "bogus": 1}},
             {"id": "g", "op": "update", "task_id": mine["id"], "body": {"title": "renamed"}},
+            {"id": "h", "op": "create", "body": {"title": "x", "after": mine["id"]}},
         ],
     )
     assert response.status_code == 200, response.text
     results = response.json()["results"]
-    assert [r["status"] for r in results] == [404, 412, 422, 424, 422, 422, 200]
+    assert [r["status"] for r in results] == [404, 412, 422, 424, 422, 422, 200, 422]
+    assert {e["field"] for e in results[7]["problem"]["errors"]} == {"after"}
     codes = [r["problem"]["code"] for r in results[:6]]
     assert (
         codes

@@ -72,7 +72,13 @@ class BatchOut(BaseModel):
     temp_ids: dict[str, str] = Field(description="each applied create's temp_id → its task id")
 
 
-_REFS = ("parent_id", "after", "before")
+# The body fields that may name a temp id, by op (anything else stays for the model to judge).
+_REFS = {
+    Op.CREATE: ("parent_id",),
+    Op.REPLACE: ("parent_id",),
+    Op.UPDATE: ("parent_id",),
+    Op.MOVE: ("parent_id", "after", "before"),
+}
 _SUCCESS = {Op.CREATE: 201, Op.DELETE: 204}
 
 
@@ -83,7 +89,8 @@ def _command(given: CommandIn) -> Command:
         return Command(given.id, given.op, task_id=given.task_id, temp_id=given.temp_id, refused=error)
 
     body = dict(given.body or {})
-    refs: dict[str, Any] = {name: body.pop(name) for name in _REFS if name in body}
+    names = _REFS.get(given.op, ())
+    refs: dict[str, Any] = {name: body.pop(name) for name in names if name in body}
     for name, value in refs.items():
         if value is not None and not isinstance(value, str):
             return refused(InvalidTask.one(name, "must be a task id, a temp_id or null", "type_error"))
