@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test lint bench clean
+.PHONY: clients help run test lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
@@ -29,6 +29,10 @@ lint: $(STAMP)  ## ruff, mypy --strict (source and tests), import-linter
 
 test: lint  ## everything CI runs: lint, then pytest
 	$(BIN)/pytest -q
+
+clients: $(STAMP)  ## regenerate clients/typescript (OpenAPI document, types) and type-check it
+	$(BIN)/python scripts/openapi_document.py > clients/typescript/openapi.json
+	cd clients/typescript && npm ci --no-audit --no-fund && npm run generate && npm run check
 
 bench: $(STAMP)  ## the benchmark (installs wrk; results in bench/results/)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
