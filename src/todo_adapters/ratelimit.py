@@ -13,6 +13,10 @@ import math
 import time
 from dataclasses import dataclass
 
+from todo_adapters._extras import require
+
+require("todo_adapters.ratelimit", "server", "limits", "redis")
+
 import redis.asyncio as redis
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage

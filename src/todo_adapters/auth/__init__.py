@@ -5,6 +5,11 @@ TokenVerifier.verify(token) -> Principal      or raises
     AuthUnavailable   we cannot check it right now (→ 503), e.g. no JWKS key and JWKS down
 """
 
+from todo_adapters._extras import require
+
+require("todo_adapters.auth", "server", "jwt", "cryptography", "httpx")
+
+
 from todo_adapters.auth.base import AuthUnavailable, InvalidToken, Principal, TokenVerifier
 from todo_adapters.auth.jwks import JwksVerifier
 from todo_adapters.auth.router import TokenRouter

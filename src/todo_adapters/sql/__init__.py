@@ -2,6 +2,11 @@
 server runs) and SQLite (SQLAlchemy/aiosqlite); one schema, one set of statements, one set of
 migrations."""
 
+from todo_adapters._extras import require
+
+require("todo_adapters.sql", "sqlite", "sqlalchemy", "alembic", alternative="postgres")
+
+
 from todo_adapters.sql.engine import DatabaseConfig, create_engine, normalise_url, safe_url
 from todo_adapters.sql.unit_of_work import SqlStore, SqlUnitOfWork
 

@@ -21,14 +21,14 @@ import operator
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from todo_adapters._extras import require
 from todo_adapters.sql.engine import (
     IDLE_PING_SECONDS,
     READ_ONLY,
@@ -38,6 +38,14 @@ from todo_adapters.sql.engine import (
     normalise_url,
 )
 from todo_domain.errors import StorageUnavailable
+
+if TYPE_CHECKING:
+    import asyncpg
+else:
+    try:
+        import asyncpg
+    except ImportError:  # the [sqlite] extra alone: PostgresBackend says what to install
+        from todo_adapters.sql._no_asyncpg import asyncpg
 
 __all__ = ["Backend", "DuplicateKey", "PostgresBackend", "Session", "SqliteBackend", "storage_errors"]
 
@@ -204,6 +212,7 @@ class PostgresBackend:
     dialect = "postgresql"
 
     def __init__(self, config: DatabaseConfig) -> None:
+        require("PostgreSQL", "postgres", "asyncpg")
         target = normalise_url(config.url, pgbouncer=config.pgbouncer)
         if target.is_sqlite:
             raise ValueError("PostgresBackend needs a PostgreSQL URL")

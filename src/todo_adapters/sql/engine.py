@@ -20,6 +20,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from todo_adapters._extras import require
+
 __all__ = [
     "DatabaseConfig",
     "NormalisedUrl",
@@ -118,9 +120,12 @@ def normalise_url(raw: str, *, pgbouncer: bool = False) -> NormalisedUrl:
 
 
 def create_engine(config: DatabaseConfig) -> AsyncEngine:
+    """A SQLAlchemy engine for the URL (migrations, SQLite, Better Auth's session table)."""
     target = normalise_url(config.url, pgbouncer=config.pgbouncer)
     if target.is_sqlite:
+        require("SQLite", "sqlite", "aiosqlite")
         return _sqlite_engine(target, config)
+    require("PostgreSQL", "postgres", "asyncpg")
     connect_args = driver_arguments(target, config)
     if target.pgbouncer:
         # SQLAlchemy's dialect prepares named statements even without a cache; unique names
