@@ -4,6 +4,7 @@ warnings."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -49,13 +50,21 @@ def test_the_wheel_says_it_is_typed(wheel: tuple[zipfile.ZipFile, str]) -> None:
 
 def test_the_ranges_a_host_would_clash_on_are_bounded(wheel: tuple[zipfile.ZipFile, str]) -> None:
     archive, _ = wheel
-    requires = {
-        line.split(": ", 1)[1].split("[")[0].split("<")[0].split(">")[0]: line
-        for line in metadata(archive)
-        if line.startswith("Requires-Dist: ") and "extra ==" not in line
-    }
+    requirements = [
+        line.split(": ", 1)[1] for line in metadata(archive) if line.startswith("Requires-Dist: ")
+    ]
     for name in ("fastapi", "pydantic", "sqlalchemy"):
-        assert "<" in requires[name], requires[name]
+        ranges = [r.split(";")[0] for r in requirements if re.match(rf"{name}(\[|[<>=!~; ]|$)", r)]
+        assert ranges, f"{name} is required by no extra"
+        assert all("<" in r for r in ranges), ranges
+
+
+def test_the_plain_install_requires_nothing(wheel: tuple[zipfile.ZipFile, str]) -> None:
+    archive, _ = wheel
+    unconditional = [
+        line for line in metadata(archive) if line.startswith("Requires-Dist: ") and "extra ==" not in line
+    ]
+    assert unconditional == []
 
 
 def test_building_it_warns_about_nothing(wheel: tuple[zipfile.ZipFile, str]) -> None:
