@@ -326,6 +326,15 @@ class InMemoryStore:
     def __init__(self) -> None:
         self._store = _Store()
 
+    async def dispose(self) -> None:
+        """Nothing to close (the port's lifecycle, kept so code can swap stores freely)."""
+
+    async def __aenter__(self) -> InMemoryStore:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.dispose()
+
     @asynccontextmanager
     async def begin(self, *, read_only: bool = False) -> AsyncIterator[_Transaction]:
         # Leaving without commit simply drops the transaction's staged writes: a rollback.

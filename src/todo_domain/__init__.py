@@ -6,11 +6,15 @@ from todo_adapters.memory import InMemoryStore
 tasks = TaskService(InMemoryStore())
 """
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 from todo_domain.batch import BatchFailed, BatchResult, Command, FailedDependency, Op, Outcome
 from todo_domain.errors import (
     ChangeTokenExpired,
     DomainError,
     FieldError,
+    IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InvalidQuery,
     InvalidTask,
@@ -20,7 +24,7 @@ from todo_domain.errors import (
     ValidationFailed,
     VersionConflict,
 )
-from todo_domain.model import EDITABLE_FIELDS, UNSET, NewTask, Placement, Task, TaskPatch
+from todo_domain.model import EDITABLE_FIELDS, UNSET, NewTask, Placement, Task, TaskPatch, Unset
 from todo_domain.ports import (
     ChangeFeed,
     Clock,
@@ -32,8 +36,14 @@ from todo_domain.ports import (
 )
 from todo_domain.query import Cursor, Page, Sort, SortField, TagCount, TaskQuery
 from todo_domain.service import TaskService
+from todo_domain.sync import ChangeSet, ChangeToken, Creation
 from todo_domain.system import SystemClock, Uuid7Generator
 from todo_domain.values import Frequency, Priority, Recurrence, Status, TimeZone
+
+try:
+    __version__ = _version("todo-service")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "EDITABLE_FIELDS",
@@ -41,15 +51,19 @@ __all__ = [
     "BatchFailed",
     "BatchResult",
     "ChangeFeed",
+    "ChangeSet",
+    "ChangeToken",
     "ChangeTokenExpired",
     "Clock",
     "Command",
+    "Creation",
     "Cursor",
     "DomainError",
     "FailedDependency",
     "FieldError",
     "Frequency",
     "IdGenerator",
+    "IdempotencyKeyInFlight",
     "IdempotencyKeyReused",
     "IdempotencyKeys",
     "InvalidQuery",
@@ -77,7 +91,9 @@ __all__ = [
     "TaskStore",
     "TimeZone",
     "UnitOfWork",
+    "Unset",
     "Uuid7Generator",
     "ValidationFailed",
     "VersionConflict",
+    "__version__",
 ]

@@ -146,3 +146,8 @@ class TaskStore(Protocol):
     """
 
     def begin(self, *, read_only: bool = False) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+    async def dispose(self) -> None:
+        """Closes what the store holds open (a pool); the store is not used afterwards. Stores
+        are also async context managers: `async with SqlStore.from_url(url) as store: …`."""
+        ...

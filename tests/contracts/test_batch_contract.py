@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from todo_adapters.memory import InMemoryStore
+from todo_adapters.sql import SqlStore
 from todo_domain import (
     BatchFailed,
     Command,
@@ -179,3 +182,11 @@ async def test_temp_ids_work_in_moves_after_and_before(service: TaskService, ali
     top = await service.list(alice, TaskQuery(top_level=True, sort=Sort(SortField.POSITION, False)))
     assert [t.title for t in top.items] == ["c", "b", "p"]
     assert (await service.get(alice, result.temp_ids["a"])).parent_id == result.temp_ids["p"]
+
+
+async def test_stores_are_async_context_managers(tmp_path: Path) -> None:
+    for store in (InMemoryStore(), SqlStore.from_url(f"sqlite:///{tmp_path / 'ctx.db'}")):
+        async with store as opened:
+            assert opened is store
+            made = await TaskService(opened).create("ctx", NewTask(title="t"))
+            assert (await TaskService(opened).get("ctx", made.id)).title == "t"

@@ -275,3 +275,12 @@ def test_stored_text_is_read_under_the_storage_rules_only() -> None:
 def test_owners_do_not_mislead(subject: str) -> None:
     with pytest.raises(InvalidTask):
         Owner(subject)
+
+
+def test_the_public_surface_is_importable_from_the_domain_package() -> None:
+    import todo_domain
+
+    for name in ("ChangeSet", "ChangeToken", "Creation", "Unset", "IdempotencyKeyInFlight", "TimeZone"):
+        assert name in todo_domain.__all__
+        assert getattr(todo_domain, name) is not None
+    assert todo_domain.__version__.split(".")[0].isdigit()

@@ -85,6 +85,12 @@ class SqlStore:
         """(connections in use, connections open), for metrics."""
         return self.backend.pool_usage()
 
+    async def __aenter__(self) -> SqlStore:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.dispose()
+
     async def dispose(self) -> None:
         await self.backend.dispose()
 
