@@ -53,26 +53,20 @@ class SqlTaskRepository:
         self._childless: set[UUID] = set()
 
     async def add(self, task: Task) -> None:
-        params = self._write_params(task, None)
-        params["new_tags"] = list(task.tags)
-        try:
-            for statement in self._sql.insert:
-                await self._db.execute(statement, params)
-        except DuplicateKey:  # ids are fresh UUIDs: the unique key taken is a sibling position
-            raise PositionTaken() from None
-        self._childless.discard(task.parent_id)
-        if self._sql.insert_writes_tags:
-            self._loaded_tags[task.id] = task.tags
-        else:
-            await self._write_tags(task, ())
+        await self._insert([task])
 
     async def add_many(self, tasks: Sequence[Task]) -> None:
         """New tasks in order, each its own revision. PostgreSQL: one pipelined executemany of
         the insert (whose CTEs bump the revision and store the tags per row); SQLite: row by
         row, its bump and insert alternating (a local call each)."""
-        if not self._sql.insert_writes_tags:
+        if self._sql.insert_writes_tags:
+            await self._insert(tasks)
+        else:
             for task in tasks:
-                await self.add(task)
+                await self._insert([task])
+
+    async def _insert(self, tasks: Sequence[Task]) -> None:
+        if not tasks:
             return
         rows = []
         for task in tasks:
@@ -81,12 +75,18 @@ class SqlTaskRepository:
             rows.append(params)
         try:
             for statement in self._sql.insert:
-                await self._db.execute_many(statement, rows)
-        except DuplicateKey:
+                if len(rows) == 1:
+                    await self._db.execute(statement, rows[0])
+                else:
+                    await self._db.execute_many(statement, rows)
+        except DuplicateKey:  # ids are fresh UUIDs: the unique key taken is a sibling position
             raise PositionTaken() from None
         for task in tasks:
             self._childless.discard(task.parent_id)
-            self._loaded_tags[task.id] = task.tags
+            if self._sql.insert_writes_tags:
+                self._loaded_tags[task.id] = task.tags
+            else:
+                await self._write_tags(task, ())
 
     async def get(self, owner: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
         statement = self._sql.get_for_update if for_update else self._sql.get

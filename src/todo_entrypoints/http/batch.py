@@ -14,16 +14,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from todo_adapters.ratelimit import RateLimitUnavailable
 from todo_domain import UNSET, BatchFailed, BatchResult, Command, DomainError, Op, Outcome
 from todo_domain.batch import MAX_COMMANDS
 from todo_domain.errors import FieldError, InvalidTask
 from todo_entrypoints.http import context
 from todo_entrypoints.http.bodies import JsonOnly
 from todo_entrypoints.http.conditional import NO_VERSION, parse_etags, version_of
-from todo_entrypoints.http.deps import RateLimitedOwnerDep, ServiceDep, resolve_adapters
+from todo_entrypoints.http.deps import RateLimitedOwnerDep, ServiceDep, count_against, resolve_adapters
 from todo_entrypoints.http.openapi import ERRORS
-from todo_entrypoints.http.problems import HttpProblem, describe, field_errors, problem_body, problem_response
+from todo_entrypoints.http.problems import describe, field_errors, problem_body, problem_response
 from todo_entrypoints.http.schemas import (
     MoveIn,
     TaskCreateIn,
@@ -211,22 +210,15 @@ async def _count_commands(request: Request, owner: str, count: int) -> None:
     adapters = await resolve_adapters(request.app)
     if adapters.rate_limiter is None or count == 0:
         return
-    try:
-        decision = await adapters.rate_limiter.hit(adapters.batch_command_limit, f"batch:user:{owner}", count)
-    except RateLimitUnavailable:
-        raise HttpProblem(
-            503,
-            "service_unavailable",
-            "Rate limiting is unavailable; retry shortly.",
-            headers={"Retry-After": "5"},
-        ) from None
-    if not decision.allowed:
-        request.app.state.metrics.rate_limited.labels("batch").inc()
-        raise HttpProblem(
-            429,
-            "rate_limited",
+    await count_against(
+        request,
+        adapters.rate_limiter,
+        adapters.batch_command_limit,
+        f"batch:user:{owner}",
+        kind="batch",
+        cost=count,
+        refusal=lambda d: (
             f"A batch of {count} commands exceeds what is left of RATE_LIMIT_BATCH_COMMANDS "
-            f"({decision.remaining} of {decision.limit}); retry in {decision.reset_seconds} s.",
-            headers={"Retry-After": str(decision.reset_seconds)},
-            extra={"retry_after": decision.reset_seconds},
-        )
+            f"({d.remaining} of {d.limit}); retry in {d.reset_seconds} s."
+        ),
+    )

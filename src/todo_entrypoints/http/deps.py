@@ -10,13 +10,15 @@ Tests still swap adapters with the container's `override()` before the app start
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from limits import RateLimitItem
 
 from todo_adapters.auth import InvalidToken, Principal, TokenVerifier
-from todo_adapters.ratelimit import RateLimiter, RateLimitUnavailable
+from todo_adapters.ratelimit import Decision, RateLimiter, RateLimitUnavailable
 from todo_domain import TaskService
 from todo_entrypoints.container import Adapters, Container, HealthCheck, provide
 from todo_entrypoints.http import context
@@ -88,14 +90,37 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 async def _rate_limit(request: Request, caller: Principal | InvalidToken) -> None:
     """Reads and writes are counted separately."""
     adapters = await resolve_adapters(request.app)
-    limiter: RateLimiter | None = adapters.rate_limiter
-    if limiter is None:
+    if adapters.rate_limiter is None:
         return
     reading = request.method in _READ_METHODS
     item = adapters.read_limit if reading else adapters.write_limit
+    kind = "read" if reading else "write"
     who = f"user:{caller.subject}" if isinstance(caller, Principal) else f"ip:{_client_ip(request)}"
+    decision = await count_against(
+        request,
+        adapters.rate_limiter,
+        item,
+        f"{kind}:{who}",
+        kind=kind,
+        refusal=lambda d: f"Too many {kind}s; retry in {d.reset_seconds} s.",
+    )
+    context.current().response_headers.update(_limit_headers(decision))  # added to whatever follows
+
+
+async def count_against(
+    request: Request,
+    limiter: RateLimiter,
+    item: RateLimitItem,
+    key: str,
+    *,
+    kind: str,
+    refusal: Callable[[Decision], str],
+    cost: int = 1,
+) -> Decision:
+    """Counts `cost` hits against one limit: 503 when the limiter cannot tell, 429 (with
+    Retry-After and the RateLimit headers, counted in the metrics under `kind`) when over."""
     try:
-        decision = await limiter.hit(item, f"{'read' if reading else 'write'}:{who}")
+        decision = await limiter.hit(item, key, cost)
     except RateLimitUnavailable:
         raise HttpProblem(
             503,
@@ -103,21 +128,24 @@ async def _rate_limit(request: Request, caller: Principal | InvalidToken) -> Non
             "Rate limiting is unavailable; retry shortly.",
             headers={"Retry-After": "5"},
         ) from None
-    headers = {
+    if not decision.allowed:
+        request.app.state.metrics.rate_limited.labels(kind).inc()
+        raise HttpProblem(
+            429,
+            "rate_limited",
+            refusal(decision),
+            headers={**_limit_headers(decision), "Retry-After": str(decision.reset_seconds)},
+            extra={"retry_after": decision.reset_seconds},
+        )
+    return decision
+
+
+def _limit_headers(decision: Decision) -> dict[str, str]:
+    return {
         "RateLimit-Limit": str(decision.limit),
         "RateLimit-Remaining": str(decision.remaining),
         "RateLimit-Reset": str(decision.reset_seconds),
     }
-    if not decision.allowed:
-        request.app.state.metrics.rate_limited.labels("read" if reading else "write").inc()
-        raise HttpProblem(
-            429,
-            "rate_limited",
-            f"Too many {'reads' if reading else 'writes'}; retry in {decision.reset_seconds} s.",
-            headers={**headers, "Retry-After": str(decision.reset_seconds)},
-            extra={"retry_after": decision.reset_seconds},
-        )
-    context.current().response_headers.update(headers)  # added to whatever response follows
 
 
 def _client_ip(request: Request) -> str:
