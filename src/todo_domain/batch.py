@@ -106,7 +106,6 @@ class Outcome:
     op: Op
     task: Task | None = None
     error: DomainError | None = None
-    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

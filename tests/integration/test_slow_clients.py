@@ -193,3 +193,15 @@ def test_a_patient_but_timely_client_is_served_on_one_kept_alive_connection(serv
                 response += sock.recv(65536)
             assert response.startswith(b"HTTP/1.1 201"), response
             time.sleep(HEADER_SECONDS * 1.5)  # idle between requests: the keep-alive timeout (5 s) rules
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_five_seconds(server: tuple[str, int]) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = b""
+        while not response.rstrip().endswith(b"}"):
+            response += sock.recv(65536)
+        assert response.startswith(b"HTTP/1.1 200")
+        rest, idle = _read_all(sock)  # no further request: the keep-alive timeout closes it
+    assert rest == b""
+    assert 4.5 < idle < 7
