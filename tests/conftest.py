@@ -74,6 +74,17 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
+async def empty_postgres_url(postgres_url: str) -> AsyncIterator[str]:
+    """A database of its own with no tables at all (a host application's, say), dropped after."""
+    name = f"todo_empty_{uuid.uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'todo.db'}"
 
@@ -90,9 +101,9 @@ async def uow(adapter: str, request: pytest.FixtureRequest) -> AsyncIterator[obj
         yield InMemoryStore()
         return
     if adapter == "sqlite":
-        sql = SqlStore.from_url(request.getfixturevalue("sqlite_url"))
+        sql = SqlStore.from_url(request.getfixturevalue("sqlite_url"), migrate=True)
     else:  # asyncpg: what the server runs on PostgreSQL
-        sql = SqlStore.from_url(request.getfixturevalue("postgres_url"), auto_migrate=False)
+        sql = SqlStore.from_url(request.getfixturevalue("postgres_url"))
     yield sql
     await sql.dispose()
 

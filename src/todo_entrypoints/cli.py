@@ -70,8 +70,8 @@ def _migrate(_: argparse.Namespace) -> None:
     async def run() -> str | None:
         engine = create_engine(settings.database)
         try:
-            await migrate(engine)
-            return await current_revision(engine)
+            await migrate(engine, schema=settings.database_schema)
+            return await current_revision(engine, schema=settings.database_schema)
         finally:
             await engine.dispose()
 

@@ -86,9 +86,10 @@ async def _unit_of_work(settings: Settings) -> AsyncIterator[TaskStore]:
     if settings.is_memory:
         yield InMemoryStore()
         return
-    uow = SqlStore.from_config(settings.database, auto_migrate=settings.should_migrate)
+    uow = SqlStore.from_config(settings.database)
     try:
-        await uow.ensure_schema()
+        if settings.should_migrate:
+            await uow.migrate()
         yield uow
     finally:
         await uow.dispose()

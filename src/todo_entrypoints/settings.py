@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     db_pool_recycle: int = Field(1800, validation_alias=_alias("db_pool_recycle", "sqlalchemy_pool_recycle"))
     db_statement_timeout_ms: int = Field(10_000, ge=0)
     db_pgbouncer: bool = False
+    database_schema: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        description="PostgreSQL schema holding every table (created by the first migration)",
+    )
 
     # -- auth --------------------------------------------------------------------------------
     auth_jwt_secret: SecretStr | None = Field(
@@ -206,6 +211,7 @@ class Settings(BaseSettings):
             pool_recycle=self.db_pool_recycle,
             statement_timeout_ms=self.db_statement_timeout_ms,
             pgbouncer=self.db_pgbouncer,
+            schema=self.database_schema,
         )
 
     @property

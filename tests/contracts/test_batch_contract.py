@@ -193,7 +193,7 @@ async def test_temp_ids_work_in_moves_after_and_before(service: TaskService, ali
 
 
 async def test_stores_are_async_context_managers(tmp_path: Path) -> None:
-    for store in (InMemoryStore(), SqlStore.from_url(f"sqlite:///{tmp_path / 'ctx.db'}")):
+    for store in (InMemoryStore(), SqlStore.from_url(f"sqlite:///{tmp_path / 'ctx.db'}", migrate=True)):
         async with store as opened:
             assert opened is store
             made = await TaskService(opened).create("ctx", NewTask(title="t"))

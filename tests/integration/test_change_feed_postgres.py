@@ -11,7 +11,7 @@ from todo_domain import NewTask, TaskPatch, TaskService
 
 
 async def test_a_late_commit_is_not_skipped_by_a_polling_client(postgres_url: str) -> None:
-    uow = SqlStore.from_url(postgres_url, auto_migrate=False)
+    uow = SqlStore.from_url(postgres_url)
     service = TaskService(uow)
     owner = f"sync-{uuid.uuid4().hex}"
     try:
@@ -44,7 +44,7 @@ async def test_a_late_commit_is_not_skipped_by_a_polling_client(postgres_url: st
 
 
 async def test_concurrent_writers_in_separate_transactions_all_reach_the_feed(postgres_url: str) -> None:
-    uow = SqlStore.from_url(postgres_url, auto_migrate=False)
+    uow = SqlStore.from_url(postgres_url)
     service = TaskService(uow)
     owner = f"sync-{uuid.uuid4().hex}"
     try:

@@ -37,7 +37,7 @@ from todo_adapters.sql import SqlStore
 from todo_domain import NewTask, TaskService
 
 async def main():
-    store = SqlStore.from_url(f"sqlite:///{sys.argv[1]}")
+    store = SqlStore.from_url(f"sqlite:///{sys.argv[1]}", migrate=True)
     try:
         await TaskService(store).create("svc", NewTask(title="stored"))
         print((await TaskService(store).list("svc")).total)

@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 
 from todo_adapters.sql import DatabaseConfig, SqlStore, create_engine
 from todo_adapters.sql import engine as engine_module
-from todo_adapters.sql.migrate import current_revision, head_revision, migrate
+from todo_adapters.sql.migrate import VERSION_TABLE, current_revision, head_revision, migrate
 from todo_adapters.sql.tables import INDEXES_IN_MIGRATIONS, metadata
 from todo_domain import NewTask, TaskService
 
@@ -23,7 +23,8 @@ def _declared_elsewhere(obj: object, name: str | None, kind: str, reflected: boo
 
 def _diff(connection: sa.Connection) -> list[object]:
     context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "include_object": _declared_elsewhere}
+        connection,
+        opts={"compare_type": True, "include_object": _declared_elsewhere, "version_table": VERSION_TABLE},
     )
     with warnings.catch_warnings():  # SQLite cannot reflect the expression index of 0005
         warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index")
@@ -48,7 +49,7 @@ async def test_the_migrated_schema_matches_the_table_definitions(database_url: s
 
 
 async def test_sqlite_data_survives_a_restart(sqlite_url: str) -> None:
-    first = SqlStore.from_url(sqlite_url)
+    first = SqlStore.from_url(sqlite_url, migrate=True)
     task = await TaskService(first).create("alice", NewTask(title="persisted"))
     await first.dispose()
     second = SqlStore.from_url(sqlite_url)

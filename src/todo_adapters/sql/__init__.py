@@ -8,6 +8,15 @@ require("todo_adapters.sql", "sqlite", "sqlalchemy", "alembic", alternative="pos
 
 
 from todo_adapters.sql.engine import DatabaseConfig, create_engine, normalise_url, safe_url
+from todo_adapters.sql.tables import metadata
 from todo_adapters.sql.unit_of_work import SqlStore, SqlUnitOfWork
 
-__all__ = ["DatabaseConfig", "SqlStore", "SqlUnitOfWork", "create_engine", "normalise_url", "safe_url"]
+__all__ = [
+    "DatabaseConfig",
+    "SqlStore",
+    "SqlUnitOfWork",
+    "create_engine",
+    "metadata",
+    "normalise_url",
+    "safe_url",
+]

@@ -94,6 +94,19 @@ class Backend(Protocol):
 _UNAVAILABLE_SQLSTATES = ("08", "53", "57", "55P03")
 
 
+SCHEMA_MISSING = (
+    "the tasks tables are missing: migrate the database first (`todo-api migrate`, "
+    "AUTO_MIGRATE=true, SqlStore.from_url(..., migrate=True) or `await store.migrate()`)"
+)
+
+
+def _missing_table(error: object) -> bool:
+    """An undefined table (42P01), as asyncpg or SQLite says it: the schema was never made."""
+    if getattr(error, "sqlstate", None) == "42P01" or getattr(error, "pgcode", None) == "42P01":
+        return True
+    return type(error).__name__ == "OperationalError" and str(error).startswith("no such table")
+
+
 def _unavailable_sqlstate(sqlstate: object) -> bool:
     return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
@@ -106,6 +119,8 @@ async def storage_errors() -> AsyncIterator[None]:
     except sa.exc.TimeoutError:
         raise StorageUnavailable("the database connection pool is exhausted") from None
     except sa.exc.DBAPIError as exc:
+        if _missing_table(exc.orig):
+            raise StorageUnavailable(SCHEMA_MISSING) from exc
         if (
             exc.connection_invalidated
             or isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
@@ -114,6 +129,8 @@ async def storage_errors() -> AsyncIterator[None]:
             raise StorageUnavailable("the database is unavailable") from exc
         raise
     except asyncpg.PostgresError as exc:
+        if _missing_table(exc):
+            raise StorageUnavailable(SCHEMA_MISSING) from exc
         if _unavailable_sqlstate(exc.sqlstate):
             raise StorageUnavailable("the database is unavailable") from exc
         raise
@@ -138,8 +155,9 @@ class _Compiled:
 
     __slots__ = ("_constants", "_pick", "sql")
 
-    def __init__(self, statement: sa.Executable) -> None:
-        compiled = statement.compile(dialect=_PG_DIALECT)  # type: ignore[attr-defined]
+    def __init__(self, statement: sa.Executable, schema: str | None) -> None:
+        translate = {} if schema is None else {"schema_translate_map": {None: schema}, "render_schema_translate": True}
+        compiled = statement.compile(dialect=_PG_DIALECT, **translate)  # type: ignore[attr-defined]
         self.sql: str = compiled.string
         names = list(compiled.positiontup)
         # Constants SQLAlchemy bound itself (the 1 of `revision + 1`); the caller names the rest.
@@ -154,38 +172,49 @@ class _Compiled:
         return values
 
 
-_COMPILED: dict[sa.Executable, _Compiled] = {}
+class _Statements:
+    """Each statement object compiled once per schema (table names are qualified by it)."""
 
+    __slots__ = ("_compiled", "_schema")
 
-def _compiled(statement: sa.Executable) -> _Compiled:
-    found = _COMPILED.get(statement)
-    if found is None:
-        if len(_COMPILED) > 4096:  # list shapes are finite, but keep the cache bounded anyway
-            _COMPILED.clear()
-        found = _COMPILED[statement] = _Compiled(statement)
-    return found
+    _BY_SCHEMA: dict[str | None, dict[sa.Executable, _Compiled]] = {}
+
+    def __init__(self, schema: str | None) -> None:
+        self._schema = schema
+        self._compiled = self._BY_SCHEMA.setdefault(schema, {})
+
+    def __call__(self, statement: sa.Executable) -> _Compiled:
+        found = self._compiled.get(statement)
+        if found is None:
+            if len(self._compiled) > 4096:  # list shapes are finite, but keep the cache bounded anyway
+                self._compiled.clear()
+            found = self._compiled[statement] = _Compiled(statement, self._schema)
+        return found
 
 
 class _PgSession:
-    __slots__ = ("_connection", "_transaction", "committed")
+    __slots__ = ("_compiled", "_connection", "_transaction", "committed")
 
-    def __init__(self, connection: asyncpg.Connection[Any], transaction: Any | None) -> None:
+    def __init__(
+        self, connection: asyncpg.Connection[Any], transaction: Any | None, compiled: _Statements
+    ) -> None:
         self._connection = connection
         self._transaction = transaction
+        self._compiled = compiled
         self.committed = False
 
     async def fetch(self, statement: sa.Executable, params: Mapping[str, Any]) -> Sequence[Row]:
-        compiled = _compiled(statement)
+        compiled = self._compiled(statement)
         rows: Sequence[Row] = await self._connection.fetch(compiled.sql, *compiled.args(params))
         return rows
 
     async def fetchrow(self, statement: sa.Executable, params: Mapping[str, Any]) -> Row | None:
-        compiled = _compiled(statement)
+        compiled = self._compiled(statement)
         row: Row | None = await self._connection.fetchrow(compiled.sql, *compiled.args(params))
         return row
 
     async def execute(self, statement: sa.Executable, params: Mapping[str, Any]) -> int:
-        compiled = _compiled(statement)
+        compiled = self._compiled(statement)
         try:
             status: str = await self._connection.execute(compiled.sql, *compiled.args(params))
         except asyncpg.UniqueViolationError:
@@ -193,7 +222,7 @@ class _PgSession:
         return int(status.rsplit(" ", 1)[-1])  # "UPDATE 1", "INSERT 0 1", "DELETE 3"
 
     async def execute_many(self, statement: sa.Executable, params: Sequence[Mapping[str, Any]]) -> None:
-        compiled = _compiled(statement)
+        compiled = self._compiled(statement)
         try:
             await self._connection.executemany(compiled.sql, [compiled.args(p) for p in params])
         except asyncpg.UniqueViolationError:
@@ -222,13 +251,14 @@ class PostgresBackend:
         self._pool: asyncpg.Pool[Any] | None = None
         self._opening = asyncio.Lock()
         self._idle_since: dict[int, float] = {}  # by server pid
+        self._statements = _Statements(config.schema)
 
     async def migrate(self) -> None:
         from todo_adapters.sql.migrate import migrate  # Alembic: loaded only when asked
 
         engine = create_engine(self.config)
         try:
-            await migrate(engine)
+            await migrate(engine, schema=self.config.schema)
         finally:
             await engine.dispose()
 
@@ -306,11 +336,11 @@ class PostgresBackend:
     async def session(self, *, read_only: bool) -> AsyncIterator[_PgSession]:
         async with storage_errors(), self._connection() as connection:
             if read_only:  # no BEGIN/ROLLBACK: two round trips of three for a get
-                yield _PgSession(connection, None)
+                yield _PgSession(connection, None, self._statements)
                 return
             transaction = connection.transaction()
             await transaction.start()
-            session = _PgSession(connection, transaction)
+            session = _PgSession(connection, transaction, self._statements)
             try:
                 yield session
             finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ _POSTGRES_SCHEMES = {
     "postgresql+psycopg",
     "postgresql+psycopg2",
 }
+# Plain identifiers only: no quoting rules to get wrong in DDL, search_path or logs.
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"}
 _SSL_MODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 # libpq parameters with no asyncpg meaning that are safe to drop (asyncpg negotiates SCRAM itself).
@@ -60,6 +63,16 @@ class DatabaseConfig:
     pool_recycle: int = 1800
     statement_timeout_ms: int = 10_000
     pgbouncer: bool = False
+    schema: str | None = None
+    """PostgreSQL only: every table (and the migration version table) lives in this schema,
+    created by the first migration if missing. None: the connection's search_path (public)."""
+
+    def __post_init__(self) -> None:
+        if self.schema is not None and not _SCHEMA_NAME.fullmatch(self.schema):
+            raise ValueError(
+                f"schema {self.schema!r} is not a plain PostgreSQL name "
+                "(letters, digits and _, not starting with a digit, at most 63 characters)"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +136,8 @@ def create_engine(config: DatabaseConfig) -> AsyncEngine:
     """A SQLAlchemy engine for the URL (migrations, SQLite, Better Auth's session table)."""
     target = normalise_url(config.url, pgbouncer=config.pgbouncer)
     if target.is_sqlite:
+        if config.schema is not None:
+            raise ValueError("schema= is for PostgreSQL; a SQLite database file is its own namespace")
         require("SQLite", "sqlite", "aiosqlite")
         return _sqlite_engine(target, config)
     require("PostgreSQL", "postgres", "asyncpg")

@@ -45,26 +45,52 @@ class SqlTransaction:
 
 
 class SqlStore:
-    """Tasks in one database, handing out units of work (transactions). With `auto_migrate`
-    the schema is brought up to date before the first transaction (the server's AUTO_MIGRATE)."""
+    """Tasks in one database, handing out units of work (transactions).
 
-    def __init__(self, backend: Backend, *, auto_migrate: bool = False) -> None:
+    A library user never gets DDL without asking (SPEC §19): pass `migrate=True` to bring the
+    schema up to date before the first transaction, or `await store.migrate()` when you choose
+    (both are no-ops on a database already at the newest revision). Hosts with their own
+    migrations can merge `todo_adapters.sql.metadata` instead. Until the tables exist, every
+    call raises StorageUnavailable saying how to migrate.
+    """
+
+    def __init__(self, backend: Backend, *, migrate: bool = False) -> None:
         self.backend = backend
         self._statements = Statements.for_dialect(backend.dialect)
-        self._migrated = not auto_migrate
+        self._migrated = not migrate
         self._migrating = asyncio.Lock()
 
     @classmethod
-    def from_config(cls, config: DatabaseConfig, *, auto_migrate: bool = False) -> SqlStore:
+    def from_config(cls, config: DatabaseConfig, *, migrate: bool = False) -> SqlStore:
+        """A store for `config.url`: asyncpg for PostgreSQL and Neon, aiosqlite for SQLite.
+
+        Raises ValueError for a URL (or schema name) it cannot use, ImportError naming the
+        extra to install when the database's driver is missing.
+        """
         if normalise_url(config.url, pgbouncer=config.pgbouncer).is_sqlite:
-            return cls(SqliteBackend(create_engine(config)), auto_migrate=auto_migrate)
-        return cls(PostgresBackend(config), auto_migrate=auto_migrate)
+            return cls(SqliteBackend(create_engine(config)), migrate=migrate)
+        return cls(PostgresBackend(config), migrate=migrate)
 
     @classmethod
-    def from_url(cls, url: str, *, auto_migrate: bool = True) -> SqlStore:
-        return cls.from_config(DatabaseConfig(url), auto_migrate=auto_migrate)
+    def from_url(cls, url: str, *, migrate: bool = False, schema: str | None = None) -> SqlStore:
+        """`from_config(DatabaseConfig(url, schema=schema))` with the default pool settings.
 
-    async def ensure_schema(self) -> None:
+        `schema` (PostgreSQL only) keeps every table, the version table included, in that
+        schema. Raises as `from_config`.
+        """
+        return cls.from_config(DatabaseConfig(url, schema=schema), migrate=migrate)
+
+    async def migrate(self) -> None:
+        """Brings the schema to the newest revision now; on a database already there it only
+        reads the version table. Safe from several processes at once (they take turns).
+
+        Raises StorageUnavailable if the database cannot be reached.
+        """
+        async with self._migrating:
+            await self.backend.migrate()
+            self._migrated = True
+
+    async def _migrate_once(self) -> None:
         async with self._migrating:
             if not self._migrated:
                 await self.backend.migrate()
@@ -73,7 +99,7 @@ class SqlStore:
     @asynccontextmanager
     async def begin(self, *, read_only: bool = False) -> AsyncIterator[SqlTransaction]:
         if not self._migrated:
-            await self.ensure_schema()
+            await self._migrate_once()
         async with self.backend.session(read_only=read_only) as session:
             yield SqlTransaction(session, self._statements)
 

@@ -12,6 +12,8 @@ context.configure(
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     transaction_per_migration=False,
+    version_table=context.config.attributes["version_table"],
+    version_table_schema=context.config.attributes["schema"],
 )
 with context.begin_transaction():
     context.run_migrations()
