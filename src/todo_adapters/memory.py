@@ -47,7 +47,9 @@ class _Store:
     revisions: dict[UUID, int] = field(default_factory=dict)
     owners: dict[str, list[int]] = field(default_factory=dict)  # owner -> [revision, purged]
     keys: dict[tuple[str, str], tuple[StoredKey, datetime]] = field(default_factory=dict)
-    keys_in_flight: set[tuple[str, str]] = field(default_factory=set)
+    # Keys staged by a transaction still open; others wait on the event, as an INSERT waits on
+    # a unique index entry another transaction has not committed yet.
+    keys_in_flight: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
     # Row locks, as SELECT … FOR UPDATE and UPDATE take them: held until the transaction ends.
     row_locks: dict[UUID, asyncio.Lock] = field(default_factory=dict)
 
@@ -240,9 +242,13 @@ class _Keys:
     async def remember(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
         await _round_trip()
         slot = (owner, key)
-        if slot in self._store.keys or slot in self._store.keys_in_flight:
+        if slot in self.staged:  # this transaction's own key: a unique violation at once
             raise IdempotencyKeyInFlight()
-        self._store.keys_in_flight.add(slot)
+        while (holder := self._store.keys_in_flight.get(slot)) is not None:
+            await holder.wait()  # until that transaction commits or rolls back
+        if slot in self._store.keys:  # it committed: the caller reads the key and replays
+            raise IdempotencyKeyInFlight()
+        self._store.keys_in_flight[slot] = asyncio.Event()
         self.staged[slot] = StoredKey(fingerprint, _copy(task))
 
     async def purge(self, before: datetime) -> int:
@@ -254,7 +260,8 @@ class _Keys:
 
     def release(self) -> None:
         """Ends what this transaction holds: its keys in flight."""
-        self._store.keys_in_flight.difference_update(self.staged)
+        for slot in self.staged:
+            self._store.keys_in_flight.pop(slot).set()
         self.staged.clear()
 
 

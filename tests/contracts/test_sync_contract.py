@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -18,9 +20,8 @@ from todo_domain import (
     TaskStore,
     ValidationFailed,
 )
-from todo_domain.errors import IdempotencyKeyInFlight
 from todo_domain.model import Placement
-from todo_domain.sync import ChangeToken
+from todo_domain.sync import ChangeToken, fingerprint
 
 from ..support import T0, FakeClock, SequentialIds
 
@@ -87,15 +88,48 @@ async def test_bad_keys_are_refused(service: TaskService, alice: str, key: str) 
 
 
 async def test_concurrent_requests_with_one_key_make_one_task(service: TaskService, alice: str) -> None:
-    async def attempt() -> object:
-        try:
-            return (await service.create_with_key(alice, NewTask(title="race"), "race-key")).task.id
-        except IdempotencyKeyInFlight:
-            return "in flight"
-
-    results = await asyncio.gather(*(attempt() for _ in range(20)))
+    """Every store waits for the key's first holder and replays its task: none is refused."""
+    results = await asyncio.gather(
+        *(service.create_with_key(alice, NewTask(title="race"), "race-key") for _ in range(20))
+    )
     assert (await service.list(alice)).total == 1
-    assert len({r for r in results if r != "in flight"}) == 1
+    assert len({r.task.id for r in results}) == 1
+    assert sorted(r.replayed for r in results) == [False] + [True] * 19
+
+
+@pytest.mark.parametrize("outcome", ["commits", "rolls back"])
+async def test_a_key_in_flight_waits_for_its_holder(uow: TaskStore, alice: str, outcome: str) -> None:
+    """A slow first transaction holds the key; a second request with it waits, then replays
+    the committed task, or makes its own if the first rolled back (as SQL's unique index does)."""
+    service = TaskService(uow, ids=SequentialIds())
+    draft = NewTask(title="slow")
+    holder = Task.create(uuid.uuid4(), alice, draft, T0, Placement(None, "a0"))
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_first() -> None:
+        with contextlib.suppress(RuntimeError):
+            async with uow.begin() as tx:
+                await tx.tasks.add(holder)
+                await tx.keys.remember(alice, "slow-key", fingerprint(draft), holder)
+                holding.set()
+                await release.wait()
+                if outcome == "rolls back":
+                    raise RuntimeError("rolled back")
+                await tx.commit()
+
+    first = asyncio.create_task(slow_first())
+    await holding.wait()
+    second = asyncio.create_task(service.create_with_key(alice, draft, "slow-key"))
+    await asyncio.sleep(0.05)
+    assert not second.done()  # waiting on the key, neither refused nor duplicated
+    release.set()
+    await first
+    created = await asyncio.wait_for(second, 10)
+    if outcome == "commits":
+        assert created.replayed and created.task.id == holder.id
+    else:
+        assert not created.replayed and created.task.id != holder.id
+    assert (await service.list(alice)).total == 1
 
 
 async def test_a_key_is_stored_with_its_task_or_not_at_all(uow: TaskStore, alice: str) -> None:
