@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
-from todo_domain.errors import FieldError, InvalidTask
+from todo_domain.errors import FieldError, InvalidTask, TaskNotFound
 from todo_domain.values import (
     Description,
     Owner,
@@ -70,6 +70,11 @@ def _recurrence(value: object) -> Recurrence | None:
 
 
 def _parent(value: object) -> UUID | None:
+    return reference("parent_id", value)
+
+
+def reference(name: str, value: object) -> UUID | None:
+    """A task named by field `name`: None, a UUID or its text; anything else is InvalidTask."""
     if value is None or isinstance(value, UUID):
         return value
     if isinstance(value, str):
@@ -77,7 +82,20 @@ def _parent(value: object) -> UUID | None:
             return UUID(value)
         except ValueError:
             pass
-    raise InvalidTask.one("parent_id", "must be a task id (a UUID) or null", "type_error")
+    raise InvalidTask.one(name, "must be a task id (a UUID) or null", "type_error")
+
+
+def task_id_of(value: object) -> UUID:
+    """The id a caller looks a task up by: a UUID or its text. Anything else names no task, in
+    every store alike (TaskNotFound), rather than a driver error or a type error."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise TaskNotFound(repr(value)[:80])
 
 
 def _check_agreement(errors: list[FieldError], status: Status | None, completed: object) -> None:

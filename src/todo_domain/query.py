@@ -12,9 +12,10 @@ import base64
 import binascii
 import enum
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from todo_domain import positions
@@ -164,6 +165,35 @@ def _decode_value(sort_field: SortField, value: object) -> SortValue:
     return value
 
 
+_E = TypeVar("_E", Status, Priority)
+
+
+def _choices(name: str, kind: type[_E], values: object) -> frozenset[_E]:
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise InvalidQuery.one(name, f"must be a collection of {kind.__name__} values", "type_error")
+    try:
+        return frozenset(kind(v) for v in values)
+    except ValueError:
+        allowed = ", ".join(str(v.value) for v in kind)
+        raise InvalidQuery.one(name, f"must each be one of {allowed}", "invalid_choice") from None
+
+
+def _count(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidQuery.one(name, f"must be an integer between {low} and {high}", "out_of_range")
+
+
+def _task_id(name: str, value: object) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise InvalidQuery.one(name, "must be a task id (a UUID)", "type_error")
+
+
 def _query_error(exc: InvalidTask, field_name: str) -> InvalidQuery:
     return InvalidQuery.one(field_name, exc.errors[0].message, exc.errors[0].code)
 
@@ -176,6 +206,10 @@ class TaskQuery:
     case-insensitive substring of title or description; `due_before` is exclusive and
     `due_after` inclusive; `overdue` means due before now and not completed; `parent_id`
     keeps the children of one task, `top_level` the tasks without a parent (neither: all).
+    `cursor` is a page's `next_cursor` (its `encode()`d text is accepted too).
+
+    Raises InvalidQuery naming the field (`statuses`, `limit`, `tags`, `text`…) for any value
+    of the wrong type or out of range, whatever store will run the query.
     """
 
     statuses: frozenset[Status] = frozenset()
@@ -194,24 +228,39 @@ class TaskQuery:
     offset: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "statuses", frozenset(Status(s) for s in self.statuses))
-        object.__setattr__(self, "priorities", frozenset(Priority(p) for p in self.priorities))
+        """Checks every value once, whatever store runs the query: a bad one is InvalidQuery
+        naming the field (the domain's name; the HTTP layer maps them to its parameters)."""
+        object.__setattr__(self, "statuses", _choices("statuses", Status, self.statuses))
+        object.__setattr__(self, "priorities", _choices("priorities", Priority, self.priorities))
         try:
             object.__setattr__(self, "tags", Tags(self.tags))
         except InvalidTask as exc:
-            raise _query_error(exc, "tag") from None
+            raise _query_error(exc, "tags") from None
+        except TypeError:
+            raise InvalidQuery.one("tags", "must be a collection of tags", "type_error") from None
         for name in ("due_before", "due_after"):
             try:
                 object.__setattr__(self, name, utc(name, getattr(self, name)))
             except InvalidTask as exc:
                 raise _query_error(exc, name) from None
+        for name in ("completed", "overdue"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise InvalidQuery.one(name, "must be True, False or None", "type_error")
+        if not isinstance(self.top_level, bool):
+            raise InvalidQuery.one("top_level", "must be True or False", "type_error")
         if self.text is not None:
             self._check_text(self.text)
             object.__setattr__(self, "text", self.text or None)
-        if isinstance(self.limit, bool) or not 1 <= self.limit <= MAX_LIMIT:
-            raise InvalidQuery.one("limit", f"must be between 1 and {MAX_LIMIT}", "out_of_range")
-        if isinstance(self.offset, bool) or not 0 <= self.offset <= MAX_OFFSET:
-            raise InvalidQuery.one("offset", f"must be between 0 and {MAX_OFFSET}", "out_of_range")
+        if self.parent_id is not None:
+            object.__setattr__(self, "parent_id", _task_id("parent_id", self.parent_id))
+        if not isinstance(self.sort, Sort):
+            raise InvalidQuery.one("sort", "must be a Sort", "type_error")
+        if isinstance(self.cursor, str):
+            object.__setattr__(self, "cursor", Cursor.decode(self.cursor))
+        elif self.cursor is not None and not isinstance(self.cursor, Cursor):
+            raise InvalidQuery.one("cursor", "must be a Cursor, its text or None", "type_error")
+        _count("limit", self.limit, 1, MAX_LIMIT)
+        _count("offset", self.offset, 0, MAX_OFFSET)
         if self.parent_id is not None and self.top_level:
             raise InvalidQuery.one("parent_id", "is a task id or none, not both", "conflicting_filters")
         if self.cursor is not None and self.offset:
@@ -220,11 +269,13 @@ class TaskQuery:
             raise InvalidQuery.one("cursor", "was made for a different sort", "cursor_sort_mismatch")
 
     @staticmethod
-    def _check_text(text: str) -> None:
+    def _check_text(text: object) -> None:
+        if not isinstance(text, str):
+            raise InvalidQuery.one("text", "must be a string or None", "type_error")
         if len(text) > MAX_TEXT:
-            raise InvalidQuery.one("q", f"must have at most {MAX_TEXT} characters", "too_long")
+            raise InvalidQuery.one("text", f"must have at most {MAX_TEXT} characters", "too_long")
         if not is_clean_text(text):
-            raise InvalidQuery.one("q", "must not contain control characters", "control_character")
+            raise InvalidQuery.one("text", "must not contain control characters", "control_character")
 
     @property
     def folded_text(self) -> str | None:

@@ -20,9 +20,10 @@ from todo_domain.errors import (
     InvalidTask,
     PositionTaken,
     TaskNotFound,
+    ValidationFailed,
     VersionConflict,
 )
-from todo_domain.model import UNSET, NewTask, Placement, Task, TaskPatch, Unset
+from todo_domain.model import UNSET, NewTask, Placement, Task, TaskPatch, Unset, reference, task_id_of
 from todo_domain.ports import Clock, IdGenerator, TaskStore, UnitOfWork
 from todo_domain.query import Page, TagCount, TaskQuery
 from todo_domain.sync import (
@@ -196,8 +197,9 @@ class TaskService:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get(self, owner: str, task_id: UUID) -> Task:
+        owner, task_id = Owner(owner), task_id_of(task_id)
         async with self._store.begin(read_only=True) as uow:
-            task = await uow.tasks.get(Owner(owner), task_id)
+            task = await uow.tasks.get(owner, task_id)
         if task is None:
             raise TaskNotFound(task_id)
         return task
@@ -286,7 +288,11 @@ class TaskService:
         """Moves a task among its siblings or under another parent (SPEC §17); see
         `hierarchy.place` for `after`/`before`. Only the task is written, unless the gap has
         become too fine and the sibling list is rebalanced (then each sibling is written too)."""
-        return await self._change(owner, task_id, expected_version, self._moving(parent_id, after, before))
+        targets = [
+            UNSET if isinstance(v, Unset) else reference(n, v)
+            for n, v in (("parent_id", parent_id), ("after", after), ("before", before))
+        ]
+        return await self._change(owner, task_id, expected_version, self._moving(*targets))
 
     # -- batches (SPEC §18) ----------------------------------------------------------------------
 
@@ -549,7 +555,11 @@ class TaskService:
     ) -> Task:
         """Load (locked), change, save by compare-and-set, commit — started again on a lost race
         when the caller gave no version."""
-        owner = Owner(owner)
+        owner, task_id = Owner(owner), task_id_of(task_id)
+        if expected_version is not None and (
+            not isinstance(expected_version, int) or isinstance(expected_version, bool)
+        ):
+            raise ValidationFailed.one("expected_version", "must be an integer or None", "type_error")
         return await self._retried(
             lambda uow: self._change_in(uow, owner, task_id, expected_version, change, key)
         )

@@ -144,11 +144,11 @@ class Owner(str):
 
     def __new__(cls, value: object) -> Self:
         if not isinstance(value, str) or not value:
-            raise InvalidTask.one("user_id", "must be a non-empty string", "invalid_owner")
+            raise InvalidTask.one("owner", "must be a non-empty string", "invalid_owner")
         if len(value) > MAX_OWNER:
-            raise InvalidTask.one("user_id", f"must have at most {MAX_OWNER} characters", "too_long")
-        _check_text("user_id", value)
-        _check_input_text("user_id", value)
+            raise InvalidTask.one("owner", f"must have at most {MAX_OWNER} characters", "too_long")
+        _check_text("owner", value)
+        _check_input_text("owner", value)
         return super().__new__(cls, value)
 
 

@@ -29,13 +29,12 @@ from todo_domain import (
     ValidationFailed,
     VersionConflict,
 )
-
-from ..support import FakeClock, SequentialIds
+from todo_domain.testing import ManualClock, SequentialIds
 
 
 @pytest.fixture
 def service(uow: TaskStore) -> TaskService:
-    return TaskService(uow, clock=FakeClock(tick=timedelta(microseconds=7)), ids=SequentialIds())
+    return TaskService(uow, clock=ManualClock(tick=timedelta(microseconds=7)), ids=SequentialIds())
 
 
 def offline_queue() -> list[Command]:

@@ -27,15 +27,14 @@ from todo_domain import (
 )
 from todo_domain.hierarchy import MAX_DEPTH
 from todo_domain.positions import MAX_LENGTH
-
-from ..support import FakeClock, SequentialIds
+from todo_domain.testing import ManualClock, SequentialIds
 
 BY_POSITION = Sort(SortField.POSITION, descending=False)
 
 
 @pytest.fixture
 def service(uow: TaskStore) -> TaskService:
-    return TaskService(uow, clock=FakeClock(tick=timedelta(microseconds=7)), ids=SequentialIds())
+    return TaskService(uow, clock=ManualClock(tick=timedelta(microseconds=7)), ids=SequentialIds())
 
 
 async def titles(service: TaskService, owner: str, **query: object) -> list[str]:

@@ -27,21 +27,21 @@ from todo_domain import (
     TaskQuery,
     TaskService,
     TaskStore,
+    ValidationFailed,
     VersionConflict,
 )
 from todo_domain.model import Placement
 from todo_domain.query import compare, sort_value
-
-from ..support import T0, FakeClock, SequentialIds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(tick=timedelta(microseconds=7))
+from todo_domain.testing import T0, ManualClock, SequentialIds
 
 
 @pytest.fixture
-def service(uow: TaskStore, clock: FakeClock) -> TaskService:
+def clock() -> ManualClock:
+    return ManualClock(tick=timedelta(microseconds=7))
+
+
+@pytest.fixture
+def service(uow: TaskStore, clock: ManualClock) -> TaskService:
     return TaskService(uow, clock=clock, ids=SequentialIds())
 
 
@@ -120,7 +120,7 @@ async def test_a_returned_task_is_a_copy(service: TaskService, alice: str) -> No
 
 
 async def test_work_left_without_commit_is_rolled_back(uow: TaskStore, alice: str) -> None:
-    service = TaskService(uow, clock=FakeClock())
+    service = TaskService(uow, clock=ManualClock())
     kept = await service.create(alice, NewTask(title="kept"))
     draft = Task.create(SequentialIds().new_id(), alice, NewTask(title="dropped"), T0, Placement(None, "Zz"))
     async with uow.begin() as tx:
@@ -241,7 +241,7 @@ async def test_every_filter_matches_the_reference(service: TaskService, alice: s
     tasks = await seed(service, alice)
     await seed(service, bob)
     now = T0 + timedelta(hours=1)
-    service._clock = FakeClock(now)  # overdue is relative to the service's now
+    service._clock = ManualClock(now)  # overdue is relative to the service's now
     for query in QUERIES:
         page = await service.list(alice, TaskQuery(**{**_fields(query), "limit": 1000}))
         expected = reference(tasks, query, now)
@@ -364,3 +364,89 @@ async def test_totals_follow_status_changes_and_deletes(service: TaskService, al
         assert page.total == len(page.items), query
     assert (await service.list(alice)).total == 6
     assert (await service.list(alice, TaskQuery(completed=True))).total == 1
+
+
+# -- one typed surface whatever the store (SPEC §19) ----------------------------------------------
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "", 42, None, b"\x00" * 16, "x" * 10_000])
+async def test_an_id_that_is_no_uuid_is_task_not_found_in_every_store(
+    service: TaskService, alice: str, bad_id: Any
+) -> None:
+    await service.create(alice, NewTask(title="t"))
+    calls = [
+        service.get(alice, bad_id),
+        service.update(alice, bad_id, TaskPatch(title="x")),
+        service.replace(alice, bad_id, NewTask(title="x")),
+        service.set_completed(alice, bad_id, True),
+        service.delete(alice, bad_id),
+        service.move(alice, bad_id, after=None),
+    ]
+    for call in calls:
+        with pytest.raises(TaskNotFound):
+            await call
+
+
+async def test_a_task_id_as_text_works_in_every_store(service: TaskService, alice: str) -> None:
+    task = await service.create(alice, NewTask(title="t"))
+    text: Any = str(task.id)
+    assert (await service.get(alice, text)).id == task.id
+    assert (await service.set_completed(alice, text.upper(), True)).completed
+    child = await service.create(alice, NewTask(title="c", parent_id=text))
+    assert child.parent_id == task.id
+    assert (await service.list(alice, TaskQuery(parent_id=text))).items[0].id == child.id
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"statuses": {"bogus"}}, "statuses"),
+        ({"statuses": "pending"}, "statuses"),
+        ({"priorities": [7]}, "priorities"),
+        ({"limit": "10"}, "limit"),
+        ({"limit": 0}, "limit"),
+        ({"limit": True}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"offset": 2.5}, "offset"),
+        ({"tags": "home"}, "tags"),
+        ({"tags": 5}, "tags"),
+        ({"tags": ["a\x00b"]}, "tags"),
+        ({"text": 5}, "text"),
+        ({"text": "x" * 201}, "text"),
+        ({"completed": "yes"}, "completed"),
+        ({"overdue": 1.0}, "overdue"),
+        ({"top_level": None}, "top_level"),
+        ({"parent_id": "nope"}, "parent_id"),
+        ({"sort": "title"}, "sort"),
+        ({"cursor": "garbage"}, "cursor"),
+        ({"cursor": 12}, "cursor"),
+        ({"due_before": "tomorrow"}, "due_before"),
+    ],
+)
+def test_bad_query_values_are_invalid_query_naming_the_field(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidQuery) as refused:
+        TaskQuery(**fields)
+    assert [e.field for e in refused.value.errors] == [field]
+
+
+async def test_a_cursor_may_travel_as_text(service: TaskService, alice: str) -> None:
+    for i in range(3):
+        await service.create(alice, NewTask(title=f"t{i}"))
+    first = await service.list(alice, TaskQuery(limit=2))
+    assert first.next_cursor is not None
+    token: Any = first.next_cursor.encode()  # e.g. passed through a service of yours as text
+    rest = await service.list(alice, TaskQuery(limit=2, cursor=token))
+    assert len(rest.items) == 1
+
+
+async def test_expected_version_must_be_an_integer(service: TaskService, alice: str) -> None:
+    task = await service.create(alice, NewTask(title="t"))
+    with pytest.raises(ValidationFailed) as refused:
+        await service.update(alice, task.id, TaskPatch(title="x"), expected_version="1")  # type: ignore[arg-type]
+    assert refused.value.errors[0].field == "expected_version"
+
+
+async def test_owner_errors_name_the_owner(service: TaskService) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        await service.create("", NewTask(title="t"))
+    assert refused.value.errors[0].field == "owner"

@@ -14,8 +14,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule
 
 from todo_adapters.memory import InMemoryStore
 from todo_domain import NewTask, TaskNotFound, TaskPatch, TaskQuery, TaskService
-
-from ..support import FakeClock, SequentialIds
+from todo_domain.testing import ManualClock, SequentialIds
 
 OWNER = "alice"
 
@@ -26,7 +25,7 @@ class SyncingClient(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.service = TaskService(InMemoryStore(), clock=FakeClock(), ids=SequentialIds())
+        self.service = TaskService(InMemoryStore(), clock=ManualClock(), ids=SequentialIds())
         self.replica: dict[UUID, tuple[str, int]] = {}
         self.token: str | None = None
 

@@ -17,8 +17,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from todo_adapters.memory import InMemoryStore
 from todo_domain import InvalidTask, NewTask, Sort, SortField, Status, TaskPatch, TaskQuery, TaskService
 from todo_domain.hierarchy import MAX_DEPTH
-
-from ..support import FakeClock, SequentialIds
+from todo_domain.testing import ManualClock, SequentialIds
 
 OWNER = "alice"
 BY_POSITION = Sort(SortField.POSITION, descending=False)
@@ -30,7 +29,7 @@ class FamilyMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.service = TaskService(InMemoryStore(), clock=FakeClock(), ids=SequentialIds())
+        self.service = TaskService(InMemoryStore(), clock=ManualClock(), ids=SequentialIds())
         self.parent: dict[UUID, UUID | None] = {}
         self.children: dict[UUID | None, list[UUID]] = {None: []}
         self.completed: set[UUID] = set()

@@ -19,9 +19,8 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 
 from todo_adapters.memory import InMemoryStore
 from todo_domain import NewTask, Sort, SortField, Status, TaskNotFound, TaskPatch, TaskQuery, TaskService
-
-from ..support import FakeClock, SequentialIds
-from .strategies import moments
+from todo_domain.testing import ManualClock, SequentialIds
+from todo_domain.testing.strategies import moments
 
 OWNERS = ("alice", "bob")
 PRIORITY_RANK = {"low": 0, "medium": 1, "high": 2}
@@ -66,7 +65,7 @@ class TaskServiceMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.clock = FakeClock()
+        self.clock = ManualClock()
         self.service = TaskService(InMemoryStore(), clock=self.clock, ids=SequentialIds())
         self.model: dict[UUID, Model] = {}
 

@@ -21,7 +21,7 @@ import operator
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
@@ -156,7 +156,11 @@ class _Compiled:
     __slots__ = ("_constants", "_pick", "sql")
 
     def __init__(self, statement: sa.Executable, schema: str | None) -> None:
-        translate = {} if schema is None else {"schema_translate_map": {None: schema}, "render_schema_translate": True}
+        translate = (
+            {}
+            if schema is None
+            else {"schema_translate_map": {None: schema}, "render_schema_translate": True}
+        )
         compiled = statement.compile(dialect=_PG_DIALECT, **translate)  # type: ignore[attr-defined]
         self.sql: str = compiled.string
         names = list(compiled.positiontup)
@@ -177,7 +181,7 @@ class _Statements:
 
     __slots__ = ("_compiled", "_schema")
 
-    _BY_SCHEMA: dict[str | None, dict[sa.Executable, _Compiled]] = {}
+    _BY_SCHEMA: ClassVar[dict[str | None, dict[sa.Executable, _Compiled]]] = {}
 
     def __init__(self, schema: str | None) -> None:
         self._schema = schema

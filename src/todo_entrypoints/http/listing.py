@@ -149,22 +149,37 @@ async def list_query(
     skip: Annotated[int | None, Query(ge=0, le=1_000_000_000, description="alias of offset")] = None,
 ) -> TaskQuery:
     ordering = _one_of({"order": order, "sort_order": sort_order, "direction": direction})
-    return TaskQuery(
-        statuses=_statuses(status),
-        completed=completed,
-        priorities=_priorities(priority),
-        tags=tuple(_split(tag)),
-        text=_one_of({"q": q, "search": search}),
-        due_before=_moment("due_before", due_before),
-        due_after=_moment("due_after", due_after),
-        overdue=overdue,
-        parent_id=None if parent_id is None or parent_id.lower() == "none" else _parent(parent_id),
-        top_level=parent_id is not None and parent_id.lower() == "none",
-        sort=_sort(sort, sort_by, ordering),
-        limit=limit,
-        cursor=None if cursor is None else Cursor.decode(cursor),
-        offset=offset if offset is not None else (skip or 0),
-    )
+    try:
+        return TaskQuery(
+            statuses=_statuses(status),
+            completed=completed,
+            priorities=_priorities(priority),
+            tags=tuple(_split(tag)),
+            text=_one_of({"q": q, "search": search}),
+            due_before=_moment("due_before", due_before),
+            due_after=_moment("due_after", due_after),
+            overdue=overdue,
+            parent_id=None if parent_id is None or parent_id.lower() == "none" else _parent(parent_id),
+            top_level=parent_id is not None and parent_id.lower() == "none",
+            sort=_sort(sort, sort_by, ordering),
+            limit=limit,
+            cursor=None if cursor is None else Cursor.decode(cursor),
+            offset=offset if offset is not None else (skip or 0),
+        )
+    except InvalidQuery as exc:  # the domain's field names, as this route's parameters
+        raise InvalidQuery(
+            [FieldError(_PARAMETERS.get(e.field, e.field), e.message, e.code) for e in exc.errors]
+        ) from None
+
+
+# TaskQuery's fields that this route's parameters name otherwise.
+_PARAMETERS = {
+    "statuses": "status",
+    "priorities": "priority",
+    "tags": "tag",
+    "text": "q",
+    "top_level": "parent_id",
+}
 
 
 def paging_headers(request: Request, query: TaskQuery, page: Page) -> dict[str, str]:
