@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: clients help run test lint bench clean
+.PHONY: clients docs help run test lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
@@ -29,6 +29,11 @@ lint: $(STAMP)  ## ruff, mypy --strict (source and tests), import-linter
 
 test: lint  ## everything CI runs: lint, then pytest
 	$(BIN)/pytest -q
+
+DOCS ?= build/docs
+docs: $(STAMP)  ## the Python API reference (pdoc) in build/docs/index.html
+	$(BIN)/pdoc --docformat markdown --no-show-source -o $(DOCS) \
+		todo_domain todo_domain.testing todo_domain.testing.strategies todo_domain.testing.contract todo_adapters
 
 clients: $(STAMP)  ## regenerate clients/typescript (OpenAPI document, types) and type-check it
 	$(BIN)/python scripts/openapi_document.py > clients/typescript/openapi.json

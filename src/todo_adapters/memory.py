@@ -344,7 +344,9 @@ class InMemoryStore:
 
     @asynccontextmanager
     async def begin(self, *, read_only: bool = False) -> AsyncIterator[_Transaction]:
-        # Leaving without commit simply drops the transaction's staged writes: a rollback.
+        """A unit of work: reads see committed data, writes are staged until `commit()`, which
+        raises VersionConflict or PositionTaken as a SQL store's constraints would. Leaving
+        without commit drops the staged writes (a rollback) and releases row locks and keys."""
         transaction = _Transaction(self._store)
         try:
             yield transaction

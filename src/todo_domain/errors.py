@@ -78,7 +78,7 @@ class IdempotencyKeyReused(ValidationFailed):
         super().__init__(
             (
                 FieldError(
-                    "Idempotency-Key",
+                    "idempotency_key",
                     "was already used with a different request body",
                     "idempotency_key_reused",
                 ),

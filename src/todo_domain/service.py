@@ -127,7 +127,11 @@ def _simple(change: Callable[[Task, datetime], None]) -> Change:
 class TaskService:
     """The Python API of the tasks service; every method acts for one explicit owner.
 
-    Asking for another owner's task is indistinguishable from asking for a missing one.
+    Asking for another owner's task is indistinguishable from asking for a missing one. Every
+    method may raise StorageUnavailable (the store cannot be reached now; retrying later may
+    work) and InvalidTask naming `owner` for an owner that is not 1–255 visible characters;
+    the Raises sections list the rest. Task ids may be given as UUIDs or their text; anything
+    else names no task (TaskNotFound), in every store alike.
     """
 
     def __init__(
@@ -146,7 +150,12 @@ class TaskService:
         self._idempotency_retention = idempotency_retention
 
     async def create(self, owner: str, new: NewTask) -> Task:
-        """A new task, after its last sibling (under `new.parent_id`, or at the top level)."""
+        """A new task, after its last sibling (under `new.parent_id`, or at the top level).
+
+        Raises InvalidTask naming `parent_id` for a parent that is missing, deleted, another
+        owner's or too deep (more than 5 levels); PositionTaken after 64 lost races for the
+        last place (only under extreme contention on one parent).
+        """
         owner = Owner(owner)
         creation = await self._retried(lambda uow: self._create_in(uow, owner, new, None))
         return creation.task
@@ -154,7 +163,13 @@ class TaskService:
     async def create_with_key(self, owner: str, new: NewTask, key: str) -> Creation:
         """Create at most once per key: a retry with the same draft gets the original task back
         (`replayed`), a different draft is IdempotencyKeyReused. The key is stored in the same
-        transaction as the task, so neither can exist without the other."""
+        transaction as the task, so neither can exist without the other. A request whose key
+        is still in flight waits for it and replays.
+
+        Raises as `create`, and ValidationFailed naming `Idempotency-Key` for a key that is not
+        1–255 visible ASCII characters; IdempotencyKeyReused for a key already used with
+        another draft.
+        """
         owner, remembered = Owner(owner), _Key(IdempotencyKey(key), fingerprint(new))
         return await self._retried(lambda uow: self._create_in(uow, owner, new, remembered))
 
@@ -197,6 +212,7 @@ class TaskService:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get(self, owner: str, task_id: UUID) -> Task:
+        """The live task. Raises TaskNotFound if it is missing, deleted or another owner's."""
         owner, task_id = Owner(owner), task_id_of(task_id)
         async with self._store.begin(read_only=True) as uow:
             task = await uow.tasks.get(owner, task_id)
@@ -205,12 +221,19 @@ class TaskService:
         return task
 
     async def list(self, owner: str, query: TaskQuery | None = None) -> Page:
+        """One page of the owner's live tasks (filters, sort and paging in `query`); the page's
+        `total` counts every match. Raises InvalidQuery only when the TaskQuery is built (a bad
+        value); a cursor from another owner's list simply finds nothing of theirs."""
         async with self._store.begin(read_only=True) as uow:
             return await uow.tasks.find(Owner(owner), query or TaskQuery(), self._clock.now())
 
     async def list_changes(self, owner: str, since: str | None = None, limit: int = 100) -> ChangeSet:
         """The change feed: every write after `since` exactly once, in its latest state.
-        Without `since`, a full sync of the live tasks. See `todo_domain.sync` for the design."""
+        Without `since`, a full sync of the live tasks. See `todo_domain.sync` for the design.
+
+        Raises InvalidQuery naming `limit` (1–1000) or `since` (not a token of ours);
+        ChangeTokenExpired for a token older than the tombstone retention (sync again in full).
+        """
         if not 1 <= limit <= MAX_CHANGES:
             raise InvalidQuery.one("limit", f"must be between 1 and {MAX_CHANGES}", "out_of_range")
         owner = Owner(owner)
@@ -236,7 +259,8 @@ class TaskService:
         )
 
     async def purge(self) -> Purged:
-        """Drops tombstones past the retention and expired idempotency keys (all owners)."""
+        """Drops tombstones past the retention and expired idempotency keys (all owners).
+        Raises only StorageUnavailable."""
         now = self._clock.now()
         async with self._store.begin() as uow:
             tombstones = await uow.tasks.purge_tombstones(now - self._tombstone_retention)
@@ -245,6 +269,7 @@ class TaskService:
         return Purged(tombstones, keys)
 
     async def list_tags(self, owner: str) -> Sequence[TagCount]:
+        """Each tag of the owner's live tasks with its open and total counts, by name."""
         async with self._store.begin(read_only=True) as uow:
             return await uow.tasks.tag_counts(Owner(owner))
 
@@ -252,12 +277,18 @@ class TaskService:
         self, owner: str, task_id: UUID, new: NewTask, *, expected_version: int | None = None
     ) -> Task:
         """PUT: every writable field; an omitted parent_id means the top level. A task given a
-        new parent goes after that parent's last child."""
+        new parent goes after that parent's last child.
+
+        Raises TaskNotFound; VersionConflict if `expected_version` is given and not the task's
+        version; InvalidTask for a draft that breaks a rule on this task (a parent that would
+        make a cycle or pass 5 levels, a recurrence without due date).
+        """
         return await self._change(owner, task_id, expected_version, self._replacing(new))
 
     async def update(
         self, owner: str, task_id: UUID, patch: TaskPatch, *, expected_version: int | None = None
     ) -> Task:
+        """PATCH: only the fields the patch sets. Raises as `replace`."""
         return await self._change(owner, task_id, expected_version, self._updating(patch))
 
     async def set_completed(
@@ -268,11 +299,14 @@ class TaskService:
         *,
         expected_version: int | None = None,
     ) -> Task:
-        """True completes, False reopens, None toggles."""
+        """True completes, False reopens, None toggles. Completing a recurring task rolls it
+        forward to its next occurrence instead; completing for good completes its open subtasks.
+        Raises TaskNotFound, VersionConflict."""
         return await self._change(owner, task_id, expected_version, _completing(completed))
 
     async def delete(self, owner: str, task_id: UUID, *, expected_version: int | None = None) -> Task:
-        """Soft delete, with every subtask, in one transaction; returns the tombstone."""
+        """Soft delete, with every subtask, in one transaction; returns the tombstone.
+        Raises TaskNotFound, VersionConflict."""
         return await self._change(owner, task_id, expected_version, _simple(Task.delete))
 
     async def move(
@@ -287,7 +321,12 @@ class TaskService:
     ) -> Task:
         """Moves a task among its siblings or under another parent (SPEC §17); see
         `hierarchy.place` for `after`/`before`. Only the task is written, unless the gap has
-        become too fine and the sibling list is rebalanced (then each sibling is written too)."""
+        become too fine and the sibling list is rebalanced (then each sibling is written too).
+
+        Raises TaskNotFound; VersionConflict; InvalidTask naming `parent_id`, `after` or
+        `before` for a target that is not a live sibling (or parent) of the owner's, or a move
+        that would make a cycle or pass 5 levels.
+        """
         targets = [
             UNSET if isinstance(v, Unset) else reference(n, v)
             for n, v in (("parent_id", parent_id), ("after", after), ("before", before))
@@ -306,6 +345,10 @@ class TaskService:
         share one with bulk statements (`_creates_in`; if that unit of work loses a race, the
         run is done again command by command). Atomic: one unit of work; the first failure
         rolls everything back and raises BatchFailed naming its index.
+
+        Raises ValidationFailed for a malformed batch (more than 1,000 commands, duplicate
+        command ids or temp ids, a temp_id on anything but a create, a missing task_id);
+        BatchFailed (atomic only). Otherwise each command's error is in its Outcome.
         """
         check_batch(commands)
         owner = Owner(owner)

@@ -46,7 +46,7 @@ class IdempotencyKey(str):
     def __new__(cls, value: str) -> IdempotencyKey:
         if not 1 <= len(value) <= 255 or not all("!" <= c <= "~" for c in value):
             raise ValidationFailed.one(
-                "Idempotency-Key", "must be 1–255 visible ASCII characters", "invalid_idempotency_key"
+                "idempotency_key", "must be 1–255 visible ASCII characters", "invalid_idempotency_key"
             )
         return super().__new__(cls, value)
 

@@ -98,6 +98,12 @@ class SqlStore:
 
     @asynccontextmanager
     async def begin(self, *, read_only: bool = False) -> AsyncIterator[SqlTransaction]:
+        """A unit of work on one connection: a transaction rolled back unless committed
+        (`read_only`: on PostgreSQL no transaction at all, each statement sees committed data).
+
+        Raises StorageUnavailable if the database cannot be reached, the pool stays exhausted
+        for `pool_timeout`, or the tables are missing (the message says how to migrate).
+        """
         if not self._migrated:
             await self._migrate_once()
         async with self.backend.session(read_only=read_only) as session:
@@ -118,6 +124,7 @@ class SqlStore:
         await self.dispose()
 
     async def dispose(self) -> None:
+        """Closes the pool; units of work still open finish on their connections first."""
         await self.backend.dispose()
 
 

@@ -37,7 +37,6 @@ __all__ = [
     "priorities",
     "queries",
     "recurrences",
-    "register",
     "statuses",
     "tag_lists",
     "titles",
@@ -115,10 +114,3 @@ def queries(draw: st.DrawFn) -> TaskQuery:
         limit=draw(st.integers(1, 1000)),
     )
 
-
-def register() -> None:
-    """Registers the strategies for `st.from_type`; called by hypothesis through the package's
-    entry point (idempotent, so calling it again is harmless)."""
-    st.register_type_strategy(NewTask, new_tasks())
-    st.register_type_strategy(TaskPatch, patches())
-    st.register_type_strategy(TaskQuery, queries())

@@ -205,16 +205,22 @@ def describe(exc: DomainError) -> DomainProblem | None:
     return None
 
 
+# Domain field names that HTTP spells otherwise (the rest are the same on the wire).
+_ON_THE_WIRE = {"idempotency_key": "Idempotency-Key", "owner": "user_id"}
+
+
 def _domain_problem(request: Request, exc: DomainError) -> Response:
     problem = describe(exc)
     if problem is None:
         return _internal(request, exc)
+    errors = [FieldError(_ON_THE_WIRE.get(e.field, e.field), e.message, e.code) for e in problem.errors]
     return problem_response(
         request,
         problem.status,
-        problem.detail,
+        # a validation detail lists the fields: spelled as in `errors`
+        "; ".join(map(str, errors)) if errors and problem.detail == str(exc) else problem.detail,
         code=problem.code,
-        errors=problem.errors,
+        errors=errors,
         headers=problem.headers,
     )
 
