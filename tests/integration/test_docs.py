@@ -45,5 +45,6 @@ def test_make_docs_builds_the_reference(tmp_path: Path) -> None:
     for name in ("TaskService", "create_with_key", "IdempotencyKeyReused", "TaskQuery", "__version__"):
         assert name in domain
     assert "Raises" in domain
-    assert "run_contract" in (tmp_path / "todo_domain" / "testing" / "contract.html").read_text(encoding="utf-8")
+    contract = tmp_path / "todo_domain" / "testing" / "contract.html"
+    assert "run_contract" in contract.read_text(encoding="utf-8")
     assert "from_url" in (tmp_path / "todo_adapters" / "sql.html").read_text(encoding="utf-8")

@@ -103,3 +103,110 @@ def test_the_sqlite_extra_works_without_asyncpg(environment: tuple[Path, Path], 
     lines = run(python, "-c", SQLITE_CONSUMER, str(tmp_path / "lib.db")).splitlines()
     assert lines[0] == "1"
     assert "pip install 'todo-service[postgres]'" in lines[1]
+
+
+POSTGRES_CONSUMER = """
+import asyncio, sys
+from datetime import timedelta
+
+from hypothesis import strategies as st
+
+from todo_adapters.memory import InMemoryStore
+from todo_adapters.sql import SqlStore
+from todo_domain import NewTask, TaskService
+from todo_domain.testing import ManualClock
+from todo_domain.testing.contract import run_contract
+
+async def main() -> None:
+    async with SqlStore.from_url(sys.argv[1], schema="svc", migrate=True) as store:
+        clock = ManualClock()
+        tasks = TaskService(store, clock=clock)
+        await tasks.create("svc", NewTask(title="in the host's database"))
+        print((await tasks.list("svc")).total)
+        print(await run_contract(store))
+    print(await run_contract(InMemoryStore()))
+    draft = st.from_type(NewTask).example()  # registered by the package's entry point
+    print(type(draft).__name__)
+    try:
+        import aiosqlite  # noqa: F401
+    except ImportError:
+        print("no aiosqlite")
+
+asyncio.run(main())
+"""
+
+TYPED_CONSUMER = """
+from __future__ import annotations
+
+from uuid import UUID
+
+from todo_adapters.sql import SqlStore
+from todo_domain import (
+    Creation, DomainError, InvalidQuery, NewTask, Page, Priority, Task, TaskNotFound,
+    TaskPatch, TaskQuery, TaskService, VersionConflict,
+)
+from todo_domain.testing import ManualClock, SequentialIds
+
+
+async def tidy(url: str, owner: str, task_id: UUID) -> Task | None:
+    async with SqlStore.from_url(url, schema="svc") as store:
+        tasks = TaskService(store, clock=ManualClock(), ids=SequentialIds())
+        made: Creation = await tasks.create_with_key(owner, NewTask(title="t", priority=Priority.HIGH), "k")
+        page: Page = await tasks.list(owner, TaskQuery(tags=("home",), limit=10))
+        try:
+            task = await tasks.update(owner, task_id, TaskPatch(title="x"), expected_version=made.task.version)
+        except (TaskNotFound, VersionConflict):
+            return None
+        except InvalidQuery as exc:
+            print([e.field for e in exc.errors])
+            raise
+        except DomainError:
+            raise
+        return task if page.total else made.task
+"""
+
+MISTYPED_CONSUMER = """
+from todo_domain import NewTask, TaskService
+from todo_adapters.memory import InMemoryStore
+
+async def wrong() -> str:
+    task = await TaskService(InMemoryStore()).create("o", NewTask(title="t"))
+    return task.version
+"""
+
+
+@pytest.fixture(scope="module")
+def postgres_environment(environment: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _, wheel = environment
+    root = tmp_path_factory.mktemp("install-postgres")
+    venv.create(root / "venv", with_pip=True)
+    python = root / "venv" / "bin" / "python"
+    run(python, "-m", "pip", "install", "--quiet", f"{wheel}[postgres,testing]")
+    return python
+
+
+async def test_the_postgres_extra_shares_a_database_and_ships_test_helpers(
+    postgres_environment: Path, empty_postgres_url: str
+) -> None:
+    python = postgres_environment
+    installed = {p["name"].lower() for p in json.loads(run(python, "-m", "pip", "list", "--format=json"))}
+    assert {"asyncpg", "sqlalchemy", "alembic", "hypothesis"} <= installed
+    assert not installed & {"aiosqlite", "fastapi", "uvicorn", "redis", "pyjwt"}, installed
+    lines = run(python, "-c", POSTGRES_CONSUMER, empty_postgres_url).splitlines()
+    assert lines == ["1", "[]", "[]", "NewTask", "no aiosqlite"]
+
+
+def test_a_consumer_type_checks_with_mypy_strict(postgres_environment: Path, tmp_path: Path) -> None:
+    (tmp_path / "good.py").write_text(TYPED_CONSUMER, encoding="utf-8")
+    (tmp_path / "bad.py").write_text(MISTYPED_CONSUMER, encoding="utf-8")
+
+    def mypy(name: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "mypy", "--strict", "--no-incremental"]
+        command += ["--python-executable", str(postgres_environment), name]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    good = mypy("good.py")
+    assert good.returncode == 0, good.stdout
+    bad = mypy("bad.py")  # the installed package's types are seen, not Any
+    assert bad.returncode == 1
+    assert 'Incompatible return value type (got "int", expected "str")' in bad.stdout
