@@ -154,7 +154,8 @@ async def tidy(url: str, owner: str, task_id: UUID) -> Task | None:
         made: Creation = await tasks.create_with_key(owner, NewTask(title="t", priority=Priority.HIGH), "k")
         page: Page = await tasks.list(owner, TaskQuery(tags=("home",), limit=10))
         try:
-            task = await tasks.update(owner, task_id, TaskPatch(title="x"), expected_version=made.task.version)
+            version = made.task.version
+            task = await tasks.update(owner, task_id, TaskPatch(title="x"), expected_version=version)
         except (TaskNotFound, VersionConflict):
             return None
         except InvalidQuery as exc:

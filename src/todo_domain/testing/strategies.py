@@ -113,4 +113,3 @@ def queries(draw: st.DrawFn) -> TaskQuery:
         sort=Sort(draw(st.sampled_from(list(SortField))), draw(st.booleans())),
         limit=draw(st.integers(1, 1000)),
     )
-
