@@ -27,6 +27,7 @@ from todo_domain.errors import (
 from todo_domain.model import EDITABLE_FIELDS, UNSET, NewTask, Placement, Task, TaskPatch, Unset
 from todo_domain.ports import (
     ChangeFeed,
+    ChangeSignal,
     Clock,
     IdempotencyKeys,
     IdGenerator,
@@ -36,7 +37,7 @@ from todo_domain.ports import (
 )
 from todo_domain.query import Cursor, Page, Sort, SortField, TagCount, TaskQuery
 from todo_domain.service import TaskService
-from todo_domain.sync import ChangeSet, ChangeToken, Creation
+from todo_domain.sync import Change, ChangeLog, ChangeSet, ChangeToken, Creation
 from todo_domain.system import SystemClock, Uuid7Generator
 from todo_domain.values import Frequency, Priority, Recurrence, Status, TimeZone
 
@@ -50,8 +51,11 @@ __all__ = [
     "UNSET",
     "BatchFailed",
     "BatchResult",
+    "Change",
     "ChangeFeed",
+    "ChangeLog",
     "ChangeSet",
+    "ChangeSignal",
     "ChangeToken",
     "ChangeTokenExpired",
     "Clock",

@@ -15,6 +15,7 @@ from todo_domain.sync import FeedPage, StoredKey
 
 __all__ = [
     "ChangeFeed",
+    "ChangeSignal",
     "Clock",
     "IdGenerator",
     "IdempotencyKeys",
@@ -27,6 +28,16 @@ __all__ = [
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current moment, timezone-aware UTC."""
+        ...
+
+
+class ChangeSignal(Protocol):
+    """Told after every commit whose writes reach an owner's change feed, so live readers (the
+    event stream) look at the feed now rather than at their next poll. A hint, not a record: a
+    lost signal may delay a reader, never make it miss a change (it reads the feed itself)."""
+
+    def changed(self, owner: str) -> None:
+        """Must not block or raise: called right after the commit, on the writer's path."""
         ...
 
 

@@ -24,10 +24,13 @@ from todo_domain.errors import (
     VersionConflict,
 )
 from todo_domain.model import UNSET, NewTask, Placement, Task, TaskPatch, Unset, reference, task_id_of
-from todo_domain.ports import Clock, IdGenerator, TaskStore, UnitOfWork
+from todo_domain.ports import ChangeSignal, Clock, IdGenerator, TaskStore, UnitOfWork
 from todo_domain.query import Page, TagCount, TaskQuery
 from todo_domain.sync import (
     MAX_CHANGES,
+    MAX_REVISION,
+    Change,
+    ChangeLog,
     ChangeSet,
     ChangeToken,
     Creation,
@@ -46,7 +49,7 @@ __all__ = ["TaskService"]
 # turns.
 _RACE_ATTEMPTS = 64
 
-Change = Callable[[UnitOfWork, Task, datetime], Awaitable[Sequence[Task]]]
+Edit = Callable[[UnitOfWork, Task, datetime], Awaitable[Sequence[Task]]]
 """Changes the task (locked, in the unit of work) and returns the other tasks it changed."""
 
 _T = TypeVar("_T")
@@ -112,16 +115,24 @@ def _outcome(command: Command, result: Outcome | DomainError) -> Outcome:
     return result if isinstance(result, Outcome) else Outcome(command.id, command.op, error=result)
 
 
-def _completing(completed: bool | None) -> Change:
+def _completing(completed: bool | None) -> Edit:
     return _simple(lambda task, now: task.set_completed(completed, now))
 
 
-def _simple(change: Callable[[Task, datetime], None]) -> Change:
+def _simple(change: Callable[[Task, datetime], None]) -> Edit:
     async def run(_: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
         change(task, now)
         return ()
 
     return run
+
+
+class _Silence:
+    def changed(self, owner: str) -> None:
+        """Nobody listens."""
+
+
+_NO_SIGNAL = _Silence()
 
 
 class TaskService:
@@ -142,8 +153,10 @@ class TaskService:
         ids: IdGenerator | None = None,
         tombstone_retention: timedelta = timedelta(days=30),
         idempotency_retention: timedelta = timedelta(hours=24),
+        signal: ChangeSignal | None = None,
     ) -> None:
         self._store = store
+        self._signal = signal or _NO_SIGNAL
         self._clock = clock or SystemClock()
         self._ids = ids or Uuid7Generator()
         self._tombstone_retention = tombstone_retention
@@ -157,7 +170,7 @@ class TaskService:
         last place (only under extreme contention on one parent).
         """
         owner = Owner(owner)
-        creation = await self._retried(lambda uow: self._create_in(uow, owner, new, None))
+        creation = await self._retried(owner, lambda uow: self._create_in(uow, owner, new, None))
         return creation.task
 
     async def create_with_key(self, owner: str, new: NewTask, key: str) -> Creation:
@@ -171,7 +184,7 @@ class TaskService:
         another draft.
         """
         owner, remembered = Owner(owner), _Key(IdempotencyKey(key), fingerprint(new))
-        return await self._retried(lambda uow: self._create_in(uow, owner, new, remembered))
+        return await self._retried(owner, lambda uow: self._create_in(uow, owner, new, remembered))
 
     async def _create_in(self, uow: UnitOfWork, owner: Owner, new: NewTask, key: _Key | None) -> Creation:
         if key is not None:
@@ -190,9 +203,12 @@ class TaskService:
             await uow.keys.remember(owner, key.key, key.fingerprint, task)
         return Creation(task)
 
-    async def _retried(self, step: Callable[[UnitOfWork], Awaitable[_T | _Unchanged[_T]]]) -> _T:
-        """One unit of work around `step`, committed; started again when it lost a race to a
-        concurrent writer (a version, a sibling position, an idempotency key in flight once)."""
+    async def _retried(
+        self, owner: Owner, step: Callable[[UnitOfWork], Awaitable[_T | _Unchanged[_T]]]
+    ) -> _T:
+        """One unit of work around `step`, committed (and signalled: see ChangeSignal); started
+        again when it lost a race to a concurrent writer (a version, a sibling position, an
+        idempotency key in flight once)."""
         in_flight = 0
         for attempt in range(1, _RACE_ATTEMPTS + 1):
             try:
@@ -201,7 +217,8 @@ class TaskService:
                     if isinstance(result, _Unchanged):
                         return result.value
                     await uow.commit()
-                    return result
+                self._signal.changed(owner)
+                return result
             except IdempotencyKeyInFlight:
                 in_flight += 1
                 if in_flight > 1:
@@ -234,10 +251,35 @@ class TaskService:
         Raises InvalidQuery naming `limit` (1–1000) or `since` (not a token of ours);
         ChangeTokenExpired for a token older than the tombstone retention (sync again in full).
         """
-        if not 1 <= limit <= MAX_CHANGES:
-            raise InvalidQuery.one("limit", f"must be between 1 and {MAX_CHANGES}", "out_of_range")
-        owner = Owner(owner)
         token = None if since is None else ChangeToken.decode(since)
+        log = await self._changes(Owner(owner), token, limit)
+        return ChangeSet(
+            changes=tuple(c.task for c in log.entries if not c.task.deleted),
+            deleted=tuple(c.task.id for c in log.entries if c.task.deleted),
+            next=log.next,
+            has_more=log.has_more,
+        )
+
+    async def follow_from(self, owner: str, since: str | None = None) -> ChangeToken:
+        """Where a live reader of the feed starts: `since` once checked (it must decode and be
+        fresh), or the owner's newest revision. Raises as `list_changes`."""
+        owner = Owner(owner)
+        if since is not None:
+            token = ChangeToken.decode(since)
+            await self._changes(owner, token, 1)  # checks the token is fresh
+            return token
+        async with self._store.begin(read_only=True) as uow:
+            page = await uow.feed.since(owner, MAX_REVISION, 1, include_deleted=True)
+        return ChangeToken(page.owner_revision, self._clock.now())
+
+    async def changes_after(self, owner: str, token: ChangeToken, limit: int = MAX_CHANGES) -> ChangeLog:
+        """The feed after `token` with each entry's own token (what a live stream sends as
+        event ids); tombstones included. Raises ChangeTokenExpired, InvalidQuery (limit)."""
+        return await self._changes(Owner(owner), token, limit)
+
+    async def _changes(self, owner: Owner, token: ChangeToken | None, limit: int) -> ChangeLog:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CHANGES:
+            raise InvalidQuery.one("limit", f"must be between 1 and {MAX_CHANGES}", "out_of_range")
         now = self._clock.now()
         async with self._store.begin(read_only=True) as uow:
             page = await uow.feed.since(
@@ -245,17 +287,15 @@ class TaskService:
             )
         if token is not None:
             token.check_fresh(now, self._tombstone_retention, page.purged_revision)
-        entries = page.entries[:limit]
-        has_more = len(page.entries) > limit
-        if entries:
-            last = entries[-1][0]
+        rows = page.entries[:limit]
+        if rows:
+            last = rows[-1][0]
         else:
             last = page.owner_revision if token is None else max(token.revision, page.owner_revision)
-        return ChangeSet(
-            changes=tuple(t for _, t in entries if not t.deleted),
-            deleted=tuple(t.id for _, t in entries if t.deleted),
+        return ChangeLog(
+            entries=tuple(Change(task, ChangeToken(revision, now)) for revision, task in rows),
             next=ChangeToken(last, now),
-            has_more=has_more,
+            has_more=len(page.entries) > limit,
         )
 
     async def purge(self) -> Purged:
@@ -353,7 +393,7 @@ class TaskService:
         check_batch(commands)
         owner = Owner(owner)
         if atomic:
-            return await self._retried(lambda uow: self._atomic_batch_in(uow, owner, commands))
+            return await self._retried(owner, lambda uow: self._atomic_batch_in(uow, owner, commands))
         temps, outcomes = TempIds(), []
         for start, end in _runs(commands):
             if end - start > 1:
@@ -362,6 +402,7 @@ class TaskService:
                     async with self._store.begin() as uow:
                         results, after = await self._creates_in(uow, owner, run, temps)
                         await uow.commit()
+                    self._signal.changed(owner)
                 except (_LostRace, PositionTaken, IdempotencyKeyInFlight):
                     pass  # done again below, one by one
                 else:
@@ -377,7 +418,7 @@ class TaskService:
             if command.refused is not None:
                 raise command.refused
             outcome = await self._retried(
-                functools.partial(self._command_in, owner=owner, command=command, temps=temps)
+                owner, functools.partial(self._command_in, owner=owner, command=command, temps=temps)
             )
         except DomainError as exc:
             if command.temp_id is not None:
@@ -533,14 +574,14 @@ class TaskService:
 
     # -- the changes ------------------------------------------------------------------------------
 
-    def _replacing(self, new: NewTask) -> Change:
+    def _replacing(self, new: NewTask) -> Edit:
         async def change(uow: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
             task.replace(new, now, await self._new_parent(uow, task, new.parent_id))
             return ()
 
         return change
 
-    def _updating(self, patch: TaskPatch) -> Change:
+    def _updating(self, patch: TaskPatch) -> Edit:
         async def change(uow: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
             parent = task.parent_id if isinstance(patch.parent_id, Unset) else patch.parent_id
             task.update(patch, now, await self._new_parent(uow, task, parent))
@@ -550,7 +591,7 @@ class TaskService:
 
     def _moving(
         self, parent_id: UUID | Unset | None, after: UUID | Unset | None, before: UUID | Unset | None
-    ) -> Change:
+    ) -> Edit:
         async def change(uow: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
             target = task.parent_id if isinstance(parent_id, Unset) else parent_id
             if target != task.parent_id and target is not None:
@@ -593,7 +634,7 @@ class TaskService:
         owner: str,
         task_id: UUID,
         expected_version: int | None,
-        change: Change,
+        change: Edit,
         key: _Key | None = None,
     ) -> Task:
         """Load (locked), change, save by compare-and-set, commit — started again on a lost race
@@ -604,7 +645,7 @@ class TaskService:
         ):
             raise ValidationFailed.one("expected_version", "must be an integer or None", "type_error")
         return await self._retried(
-            lambda uow: self._change_in(uow, owner, task_id, expected_version, change, key)
+            owner, lambda uow: self._change_in(uow, owner, task_id, expected_version, change, key)
         )
 
     async def _change_in(
@@ -613,7 +654,7 @@ class TaskService:
         owner: Owner,
         task_id: UUID,
         expected_version: int | None,
-        change: Change,
+        change: Edit,
         key: _Key | None,
     ) -> Task | _Unchanged[Task]:
         """One attempt. The task's subtasks follow its deletion or completion in the same unit

@@ -24,6 +24,8 @@ from todo_domain.errors import ChangeTokenExpired, InvalidQuery, ValidationFaile
 from todo_domain.model import NewTask, Task
 
 __all__ = [
+    "Change",
+    "ChangeLog",
     "ChangeSet",
     "ChangeToken",
     "Creation",
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 MAX_CHANGES = 1000
-_MAX_REVISION = 2**63 - 1
+MAX_REVISION = 2**63 - 1
 
 
 class IdempotencyKey(str):
@@ -96,7 +98,7 @@ class ChangeToken:
             version, revision, issued = raw.split(":")
             if version != "v1" or not (revision.isascii() and revision.isdigit()):
                 raise ValueError(version)
-            if int(revision) > _MAX_REVISION:  # revisions are BIGINT in the database
+            if int(revision) > MAX_REVISION:  # revisions are BIGINT in the database
                 raise ValueError(revision)
             return cls(int(revision), datetime.fromtimestamp(int(issued), UTC))
         except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError, OSError):
@@ -107,6 +109,24 @@ class ChangeToken:
     def check_fresh(self, now: datetime, retention: timedelta, purged_revision: int) -> None:
         if self.issued_at < now - retention or self.revision < purged_revision:
             raise ChangeTokenExpired()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change feed, for readers that follow it live: the task in its latest
+    state (`task.deleted` for a tombstone) and the token that stands right after it."""
+
+    task: Task
+    token: ChangeToken
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeLog:
+    """Changes after a token in revision order (each task once), and where to go on from."""
+
+    entries: tuple[Change, ...]
+    next: ChangeToken
+    has_more: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,11 @@ from todo_adapters.auth import (
     SessionTable,
     SessionTokenVerifier,
     SharedSecretVerifier,
+    StreamTickets,
     TokenRouter,
     TokenVerifier,
 )
+from todo_adapters.changes import ChangeHub
 from todo_adapters.memory import InMemoryStore
 from todo_adapters.ratelimit import RateLimiter, parse_limit
 from todo_adapters.sql import (
@@ -37,8 +39,8 @@ from todo_adapters.sql import (
     safe_url,
 )
 from todo_domain import SystemClock, TaskService, TaskStore, Uuid7Generator
-from todo_entrypoints.dev_secret import signing_secret
-from todo_entrypoints.settings import Settings
+from todo_entrypoints.dev_secret import load_or_create_secret, signing_secret
+from todo_entrypoints.settings import Environment, Settings
 
 __all__ = ["Adapters", "Container", "HealthCheck", "provide", "shut_down"]
 
@@ -65,6 +67,10 @@ class Adapters:
     health_checks: tuple[HealthCheck, ...]
     pool_usage: Callable[[], tuple[int, int]] | None
     """(connections in use, connections open) of the SQL store, for metrics."""
+    changes: ChangeHub
+    """Who follows which owner's changes here (the event streams), woken by each commit."""
+    tickets: StreamTickets | None
+    """Stream tickets (None: no secret to sign them with is configured)."""
 
 
 async def provide(provider: providers.Provider[T]) -> T:
@@ -169,6 +175,37 @@ async def _rate_limiter(settings: Settings) -> AsyncIterator[RateLimiter | None]
         await limiter.close()
 
 
+async def _change_hub(settings: Settings) -> AsyncIterator[ChangeHub]:
+    """Within the process on memory and SQLite; across instances with PostgreSQL's LISTEN/NOTIFY."""
+    limit = settings.stream_max_per_user
+    hub: ChangeHub
+    if settings.is_memory or settings.is_sqlite:
+        hub = ChangeHub(max_per_owner=limit)
+    else:
+        from todo_adapters.sql.notify import PostgresChangeHub
+
+        listen = settings.database_listen_url
+        url = None if listen is None else listen.get_secret_value()
+        hub = PostgresChangeHub(settings.database, listen_url=url, max_per_owner=limit)
+    await hub.start()
+    try:
+        yield hub
+    finally:
+        await hub.stop()
+
+
+def _stream_tickets(settings: Settings) -> StreamTickets | None:
+    if settings.stream_ticket_secret is not None:
+        return StreamTickets(settings.stream_ticket_secret.get_secret_value())
+    secret = signing_secret(settings)
+    if secret is None and settings.environment is not Environment.PRODUCTION:
+        secret = load_or_create_secret(settings.secret_file)
+    if secret is None:
+        log.warning("stream tickets are off: set STREAM_TICKET_SECRET (EventSource clients need them)")
+        return None
+    return StreamTickets(secret)
+
+
 def _health_checks(
     uow: TaskStore, limiter: RateLimiter | None, jwks: JwksVerifier | None, settings: Settings
 ) -> list[HealthCheck]:
@@ -196,9 +233,11 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(Uuid7Generator)
     unit_of_work = providers.Resource(_unit_of_work, settings)
+    change_hub = providers.Resource(_change_hub, settings)
     service = providers.Singleton(
         TaskService,
         unit_of_work,
+        signal=change_hub,
         clock=clock,
         ids=ids,
         tombstone_retention=providers.Callable(
@@ -230,4 +269,6 @@ class Container(containers.DeclarativeContainer):
         batch_command_limit=batch_command_limit,
         health_checks=providers.Callable(tuple, health_checks),
         pool_usage=providers.Callable(_pool_usage, unit_of_work),
+        changes=change_hub,
+        tickets=providers.Singleton(_stream_tickets, settings),
     )

@@ -112,6 +112,24 @@ class Settings(BaseSettings):
         description="where clients reach this service; names the MCP resource in its RFC 9728 metadata",
     )
 
+    # -- live stream (SPEC §15) ----------------------------------------------------------------
+    stream_max_per_user: int = Field(
+        5, ge=1, le=1000, description="open event streams per user, per instance"
+    )
+    stream_heartbeat_seconds: float = Field(
+        15.0, gt=0, le=300, description="a comment line this often; each stream also re-reads the feed then"
+    )
+    stream_ticket_secret: SecretStr | None = Field(
+        default=None,
+        description="signs stream tickets (any instance with it accepts them); default: AUTH_JWT_SECRET, "
+        "or the development secret outside production",
+    )
+    database_listen_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL: a direct connection for LISTEN (needed behind PgBouncer); default: "
+        "DATABASE_URL, with a Neon -pooler host made direct",
+    )
+
     # -- plugging in an existing frontend (SPEC §21) ------------------------------------------
     list_response_shape: ListShape = ListShape.ARRAY
 

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from todo_entrypoints.container import Container, shut_down
-from todo_entrypoints.http import batch, deps, operations, routes
+from todo_entrypoints.http import batch, deps, operations, routes, stream
 from todo_entrypoints.http.mcp_endpoint import mount_mcp
 from todo_entrypoints.http.middleware import Metrics, RequestContextMiddleware
 from todo_entrypoints.http.openapi import install_problem_schema
@@ -109,6 +109,8 @@ def create_app(container: Container | None = None, settings: Settings | None = N
             (registered first, so it does not pay for matching the task routes)."""
             return {"hello": "world"}
 
+    # The stream's routes first: `/api/tasks/stream` must not be read as a task id.
+    app.include_router(stream.router)
     # Every task route names RateLimitedOwnerDep, which authenticates and applies the limits.
     # All `/api/…` routes match before any `/api/{user_id}/…` one.
     task_routes = (routes.list_router(settings.list_response_shape), batch.router, routes.router)

@@ -13,18 +13,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Path, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits import RateLimitItem
 
-from todo_adapters.auth import InvalidToken, Principal, TokenVerifier
+from todo_adapters.auth import MAX_TOKEN_BYTES, InvalidToken, Principal, TokenVerifier
 from todo_adapters.ratelimit import Decision, RateLimiter, RateLimitUnavailable
 from todo_domain import TaskService
 from todo_entrypoints.container import Adapters, Container, HealthCheck, provide
 from todo_entrypoints.http import context
 from todo_entrypoints.http.problems import HttpProblem
 
-__all__ = ["HealthChecksDep", "RateLimitedOwnerDep", "ServiceDep", "require_path_owner"]
+__all__ = [
+    "AdaptersDep",
+    "HealthChecksDep",
+    "RateLimitedOwnerDep",
+    "ServiceDep",
+    "StreamOwnerDep",
+    "require_path_owner",
+]
 
 _bearer = HTTPBearer(
     auto_error=False, description="A JWT (Better Auth JWKS or shared secret) or a Better Auth session token"
@@ -152,7 +159,44 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+async def _adapters(request: Request) -> Adapters:
+    return await resolve_adapters(request.app)
+
+
+async def _stream_caller(
+    request: Request,
+    ticket: Annotated[
+        str | None,
+        Query(max_length=MAX_TOKEN_BYTES, description="from POST …/stream/tickets, for EventSource"),
+    ] = None,
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+) -> str:
+    """The owner of a stream: from its ticket (`?ticket=`, what EventSource can send) or its
+    bearer token; counted as a read. Under `/api/{user_id}/…` the path must name them."""
+    caller: Principal | InvalidToken
+    if ticket is None:
+        caller = await _authenticate(request, credentials)
+    else:
+        tickets = (await resolve_adapters(request.app)).tickets
+        if tickets is None:
+            raise HttpProblem(503, "service_unavailable", "Stream tickets are not configured here.")
+        try:
+            caller = tickets.verify(ticket)
+            context.current().user = caller.subject
+        except InvalidToken as refused:
+            caller = refused
+    await _rate_limit(request, caller)
+    if isinstance(caller, InvalidToken):
+        raise caller
+    path_user = request.path_params.get("user_id")
+    if path_user is not None and path_user != caller.subject:
+        raise HttpProblem(403, "forbidden", "The user in the path is not the user of the token.")
+    return caller.subject
+
+
 ServiceDep = Annotated[TaskService, Depends(_service)]
+AdaptersDep = Annotated[Adapters, Depends(_adapters)]
+StreamOwnerDep = Annotated[str, Depends(_stream_caller)]
 RateLimitedOwnerDep = Annotated[str, Depends(_authenticated_within_limits)]
 HealthChecksDep = Annotated[tuple[HealthCheck, ...], Depends(_health_checks)]
 

@@ -12,7 +12,10 @@ uvicorn's httptools protocol with three rules more, read from the settings of th
 - a body still arriving `HTTP_BODY_TIMEOUT_SECONDS` after its headers closes the connection.
   While the app is still reading it, the request middleware answers 408 at that moment; this
   protocol is the backstop (one second later) for a body nobody reads, e.g. after a 401;
-- a connection beyond `HTTP_MAX_CONNECTIONS` is answered 503 and closed at once.
+- a connection beyond `HTTP_MAX_CONNECTIONS` is answered 503 and closed at once;
+- at shutdown, a connection carrying an event stream (SPEC §15) is closed at once rather than
+  waited for (a stream never ends by itself): its client reconnects to another instance, and
+  the worker drains its other requests and exits in time.
 
 `todo-api serve` names this class as uvicorn's `http` protocol.
 """
@@ -32,6 +35,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from todo_entrypoints.http.problems import PROBLEM_JSON, TITLES, problem_body
+from todo_entrypoints.http.stream import EVENT_STREAM_SCOPE_KEY
 from todo_entrypoints.settings import Settings
 
 __all__ = ["ConnectionLimits", "GuardedHttpProtocol"]
@@ -105,6 +109,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and cycle.scope.get(EVENT_STREAM_SCOPE_KEY):
+            self.transport.close()  # the app then sees a disconnect and ends the stream
+            return
+        super().shutdown()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

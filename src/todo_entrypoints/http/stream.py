@@ -1,0 +1,159 @@
+"""The live stream (SPEC §15): `GET /api/tasks/stream`, Server-Sent Events of the caller's
+changes as they commit, and `POST /api/tasks/stream/tickets` for EventSource clients.
+
+A stream is a reader of the change feed that is woken, not a second delivery path: it
+subscribes to its owner's commits (`Adapters.changes`, see todo_adapters.changes) first, then
+reads the feed after its token whenever it is woken and at least once per heartbeat. So the
+replay of `?since=` / `Last-Event-ID` and the live part are the same loop — no gap and no
+duplicate at the seam, out-of-order commits included (the feed's guarantee) — and a lost
+wake-up only delays an event until the next heartbeat.
+
+Frames: `ready` first (`id:` the token the stream starts from), then `task` (the task, as every
+route answers it) or `deleted` (`{"id"}`), each with `id:` the token right after it, and a
+`: heartbeat` comment every STREAM_HEARTBEAT_SECONDS. At most STREAM_MAX_PER_USER streams per
+user per instance (429 beyond). On SIGTERM the server closes streams at once (server.py), so
+clients reconnect — with `Last-Event-ID` — to an instance that stays.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import ExitStack
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
+
+from todo_adapters.changes import Subscription, TooManyFollowers
+from todo_domain import ChangeToken, ChangeTokenExpired, StorageUnavailable, TaskService
+from todo_entrypoints.http.deps import (
+    AdaptersDep,
+    RateLimitedOwnerDep,
+    ServiceDep,
+    StreamOwnerDep,
+    require_path_owner,
+)
+from todo_entrypoints.http.openapi import ERRORS
+from todo_entrypoints.http.problems import HttpProblem
+from todo_entrypoints.http.schemas import dump_json, task_to_wire
+
+__all__ = ["EVENT_STREAM_SCOPE_KEY", "router"]
+
+log = logging.getLogger("todo.stream")
+
+EVENT_STREAM_SCOPE_KEY = "todo.event_stream"
+"""Set in a stream's ASGI scope: the server closes such connections at once on shutdown."""
+RECONNECT_MILLISECONDS = 2000
+
+router = APIRouter(tags=["live stream"], responses=ERRORS(401, 403, 422, 429, 500, 503))
+
+
+class TicketOut(BaseModel):
+    ticket: str
+    expires_at: datetime
+
+
+STREAM_DOC: dict[str, Any] = {
+    "summary": "Live stream of the caller's changes (Server-Sent Events)",
+    "description": (
+        "`text/event-stream`: `ready` (id: the starting token), then `task` / `deleted` per "
+        "committed change (id: the token after it), heartbeat comments. `?since=` or "
+        "`Last-Event-ID` replays everything after that token first; an expired token is 410. "
+        "Authenticate with a bearer token, or `?ticket=` from POST …/stream/tickets (EventSource)."
+    ),
+    "response_class": StreamingResponse,
+    "responses": {
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        **ERRORS(410),
+    },
+}
+
+
+async def stream(
+    request: Request,
+    owner: StreamOwnerDep,
+    service: ServiceDep,
+    adapters: AdaptersDep,
+    since: Annotated[str | None, Query(max_length=200, description="a change token")] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", max_length=200, description="what EventSource resends")
+    ] = None,
+) -> Response:
+    start = await service.follow_from(owner, last_event_id or since)  # 410 / 422 before any event
+    resources = ExitStack()
+    try:
+        subscription = resources.enter_context(adapters.changes.follow(owner))
+    except TooManyFollowers:
+        limit = adapters.changes.max_per_owner
+        raise HttpProblem(
+            429,
+            "rate_limited",
+            f"At most {limit} open streams per user here; close one first.",
+            headers={"Retry-After": "5"},
+        ) from None
+    request.scope[EVENT_STREAM_SCOPE_KEY] = True
+    heartbeat = request.app.state.container.settings().stream_heartbeat_seconds
+    return StreamingResponse(
+        _events(service, owner, start, subscription, heartbeat),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(resources.close),  # runs however the stream ends
+    )
+
+
+async def _events(
+    service: TaskService, owner: str, token: ChangeToken, subscription: Subscription, heartbeat: float
+) -> AsyncIterator[bytes]:
+    yield b"retry: %d\n" % RECONNECT_MILLISECONDS + _frame("ready", token, {"token": token.encode()})
+    while True:
+        try:
+            log_ = await service.changes_after(owner, token)
+        except ChangeTokenExpired:
+            return  # the client reconnects with its Last-Event-ID and is told 410
+        except StorageUnavailable:
+            log.warning("stream of %s: the database is unavailable; retrying at the next heartbeat", owner)
+        else:
+            for change in log_.entries:
+                task = change.task
+                if task.deleted:
+                    yield _frame("deleted", change.token, {"id": str(task.id)})
+                else:
+                    yield _frame("task", change.token, task_to_wire(task))
+            token = log_.next
+            if log_.has_more:
+                continue
+        if not await subscription.wait(heartbeat):
+            yield b": heartbeat\n\n"
+
+
+def _frame(event: str, token: ChangeToken, data: Any) -> bytes:
+    return b"event: %s\nid: %s\ndata: %s\n\n" % (event.encode(), token.encode().encode(), dump_json(data))
+
+
+async def issue_ticket(owner: RateLimitedOwnerDep, adapters: AdaptersDep) -> TicketOut:
+    if adapters.tickets is None:
+        raise HttpProblem(503, "service_unavailable", "Stream tickets are not configured here.")
+    ticket, expires_at = adapters.tickets.issue(owner)
+    return TicketOut(ticket=ticket, expires_at=expires_at)
+
+
+def _path_user(
+    user_id: Annotated[str, Path(min_length=1, max_length=255, description="must equal the caller")],
+) -> None:
+    """Declares `{user_id}`; the stream's caller dependency checks it names the caller."""
+
+
+TICKET_DOC: dict[str, Any] = {
+    "status_code": 201,
+    "response_model": TicketOut,
+    "summary": "A ticket that opens your streams for 60 s (for EventSource, which cannot send headers)",
+    "methods": ["POST"],
+}
+for prefix, checks in (("/api", []), ("/api/{user_id}", [Depends(_path_user)])):
+    router.add_api_route(f"{prefix}/tasks/stream", stream, methods=["GET"], dependencies=checks, **STREAM_DOC)
+for prefix, checks in (("/api", []), ("/api/{user_id}", [Depends(require_path_owner)])):
+    router.add_api_route(f"{prefix}/tasks/stream/tickets", issue_ticket, dependencies=checks, **TICKET_DOC)
