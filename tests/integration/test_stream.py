@@ -82,8 +82,8 @@ class Stream:
         self._lines = lines
         self.heartbeats = 0
 
-    async def next_event(self, timeout: float = 10) -> Event:
-        async with asyncio.timeout(timeout):
+    async def next_event(self, seconds: float = 10) -> Event:
+        async with asyncio.timeout(seconds):
             fields: dict[str, str] = {}
             async for line in self._lines:
                 if line == "":
@@ -99,8 +99,8 @@ class Stream:
                     fields[name] = value
             raise EOFError("the stream ended")
 
-    async def events_until(self, count: int, timeout: float = 20) -> list[Event]:
-        return [await self.next_event(timeout) for _ in range(count)]
+    async def events_until(self, count: int, seconds: float = 20) -> list[Event]:
+        return [await self.next_event(seconds) for _ in range(count)]
 
 
 @contextlib.asynccontextmanager
@@ -275,7 +275,7 @@ async def test_heartbeats_keep_an_idle_stream_alive(instances: list[str]) -> Non
     ):
         await s.next_event()
         with contextlib.suppress(TimeoutError):
-            await s.next_event(timeout=HEARTBEAT * 5)
+            await s.next_event(seconds=HEARTBEAT * 5)
         assert s.heartbeats >= 3
 
 
@@ -326,10 +326,10 @@ def test_sigterm_closes_open_streams_at_once_and_the_server_exits(tmp_path: Path
                             process.terminate()  # SIGTERM once both are open
                         opened.append(user)
                         with contextlib.suppress(EOFError, httpx.RemoteProtocolError, httpx.ReadError):
-                            await stream.next_event(timeout=10)
+                            await stream.next_event(seconds=10)
                     return time.monotonic()
 
-                return await asyncio.gather(one(new_user()), one(new_user()))
+                return list(await asyncio.gather(one(new_user()), one(new_user())))
 
         opened: list[str] = []
         started = time.monotonic()
