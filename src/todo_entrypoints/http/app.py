@@ -14,8 +14,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
 
+from todo_adapters.auth import mint_token
+from todo_domain.values import Owner
 from todo_entrypoints.container import Container, shut_down
+from todo_entrypoints.dev_secret import signing_secret
 from todo_entrypoints.http import batch, deps, operations, routes, stream
 from todo_entrypoints.http.mcp_endpoint import mount_mcp
 from todo_entrypoints.http.middleware import Metrics, RequestContextMiddleware
@@ -127,6 +131,8 @@ def create_app(container: Container | None = None, settings: Settings | None = N
     mcp = mount_mcp(app, settings, lambda: deps.resolve_adapters(app)) if settings.mcp_enabled else None
     if settings.serves_docs:
         _install_docs(app)
+    if settings.environment is Environment.DEVELOPMENT:
+        _install_browser_example(app, settings)
     install_problem_schema(app)
 
     app.add_middleware(
@@ -145,6 +151,32 @@ def create_app(container: Container | None = None, settings: Settings | None = N
         body_timeout_seconds=settings.http_body_timeout_seconds,
     )
     return app
+
+
+# The reference page of SPEC §15, served from a source checkout (it is not in the wheel).
+BROWSER_EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "browser"
+
+
+class _DevTokenIn(BaseModel):
+    user_id: str = Field(min_length=1, max_length=255)
+
+
+def _install_browser_example(app: FastAPI, settings: Settings) -> None:
+    """Development only: the browser example at /examples/browser/index.html, and POST /dev/token, which
+    signs a token for any user with the development secret (what `todo-api token` does)."""
+    if BROWSER_EXAMPLE.is_dir():
+        app.mount(
+            "/examples/browser", StaticFiles(directory=BROWSER_EXAMPLE, html=True), name="browser-example"
+        )
+    secret = signing_secret(settings)
+    if secret is None:
+        return
+
+    @app.post("/dev/token", include_in_schema=False)
+    async def dev_token(body: _DevTokenIn) -> dict[str, str]:
+        Owner(body.user_id)  # the domain's rule for user ids (422 naming user_id otherwise)
+        token = mint_token(secret, body.user_id, issuer=settings.auth_issuer, audience=settings.auth_audience)
+        return {"token": token}
 
 
 def _install_docs(app: FastAPI) -> None:
