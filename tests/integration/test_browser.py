@@ -38,7 +38,7 @@ def _chromium() -> str:
         found = shutil.which("chromium")
     if found is None:
         pytest.fail(
-            "the browser test needs Debian's chromium (apt-get install chromium), and it could not be installed"
+            "the browser test needs Debian's chromium (apt-get install chromium); it could not be installed"
         )
     return found
 
