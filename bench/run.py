@@ -279,7 +279,7 @@ async def seed(url: str, plan: dict[str, int]) -> dict[str, list[str]]:
 # -- the server ---------------------------------------------------------------------------------------
 
 
-def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, workers: int, **extra: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "ENVIRONMENT": "production",
@@ -290,6 +290,8 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
         "AUTO_MIGRATE": "false",
         "LOG_LEVEL": "WARNING",
         "DB_POOL_SIZE": "40",  # ≥ the concurrency: overflow connections are closed on return (churn)
+        "HTTP_MAX_CONNECTIONS": "5000",  # each open event stream holds a connection
+        **extra,
     }
     process = subprocess.Popen(
         [str(TODO_API), "serve", "--port", str(port), "--workers", str(workers)],
@@ -428,6 +430,108 @@ async def batches(port: int) -> dict[str, float]:
     return timings
 
 
+class _Follower:
+    """One raw-socket event stream (an httpx client per stream would measure the client): it
+    waits for `ready`, then records when each task id arrives."""
+
+    def __init__(self, port: int, owner: str) -> None:
+        self.port, self.owner = port, owner
+        self.arrived: dict[str, float] = {}
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        request = (
+            f"GET /api/tasks/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {token(self.owner)}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        writer.write(request.encode())
+        self._writer = writer
+        status = await reader.readline()
+        if b" 200 " not in status:
+            raise RuntimeError(f"stream of {self.owner}: {status.decode().strip()}")
+        self._task = asyncio.create_task(self._read(reader))
+        await asyncio.wait_for(self.ready.wait(), 60)
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        event = ""
+        while line := await reader.readline():
+            text = line.decode().rstrip("\r\n")
+            if text.startswith("event: "):
+                event = text[7:]
+                if event == "ready":
+                    self.ready.set()
+            elif text.startswith("data: ") and event == "task":
+                self.arrived[json.loads(text[6:])["id"]] = time.perf_counter()
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._writer.close()
+
+
+async def streams(
+    url: str, port: int, process: subprocess.Popen[bytes], total: int = 2000
+) -> dict[str, float]:
+    """SPEC §20's fan-out rows: 2,000 open streams on one worker (RSS growth), then write →
+    event latency with 1,000 streams open on this instance and 1,000 on another one (each write
+    timed from the moment its POST is sent, so the write's own latency is included)."""
+    other_port = port + 100
+    # PostgreSQL here allows 100 connections: the second instance gets a smaller pool
+    other = start_server(url, other_port, 1, DB_POOL_SIZE="20", DB_MAX_OVERFLOW="0")
+    figures: dict[str, float] = {}
+    here: list[_Follower] = []
+    there: list[_Follower] = []
+    try:
+        await asyncio.sleep(1)
+        before = rss_mb(process, "VmRSS")
+        here = [_Follower(port, f"stream-{n}") for n in range(total)]
+        for start in range(0, len(here), 200):  # 200 at a time: the backlog of one accept loop
+            await asyncio.gather(*(f.open() for f in here[start : start + 200]))
+        await asyncio.sleep(2)
+        figures[f"{total:,} open streams: extra RSS, MB"] = rss_mb(process, "VmRSS") - before
+        half = total // 2
+        for follower in here[half:]:
+            follower.close()
+        here = here[:half]
+        there = [_Follower(other_port, f.owner) for f in here]
+        for start in range(0, len(there), 200):
+            await asyncio.gather(*(f.open() for f in there[start : start + 200]))
+        sent: dict[str, tuple[float, int]] = {}
+        async with httpx.AsyncClient(timeout=30) as client:
+            for n in range(300):  # about 50 writes/s, to random followed owners
+                who = random.randrange(len(here))
+                started = time.perf_counter()
+                made = await client.post(
+                    f"http://127.0.0.1:{port}/api/tasks",
+                    json={"title": f"fan-out {n}"},
+                    headers={"Authorization": f"Bearer {token(here[who].owner)}"},
+                )
+                assert made.status_code == 201, made.text
+                sent[made.json()["id"]] = (started, who)
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(2)
+        for name, side in (("same", here), ("other", there)):
+            delays = sorted(
+                side[who].arrived[task_id] - started
+                for task_id, (started, who) in sent.items()
+                if task_id in side[who].arrived
+            )
+            missing = len(sent) - len(delays)
+            figures[f"write → event, {name} instance ({half:,} streams), p50 ms"] = percentile(delays, 50)
+            figures[f"write → event, {name} instance ({half:,} streams), p99 ms"] = percentile(delays, 99)
+            figures[f"events missing, {name} instance"] = float(missing)
+    finally:
+        for follower in here + there:
+            follower.close()
+        other.terminate()
+        other.wait(30)
+    for name, value in figures.items():
+        print(f"{name:60} {value:9.1f}", flush=True)
+    return figures
+
+
 def median_of(runs: list[Result]) -> Result:
     """Each figure's median over the rounds: one slow moment of the shared machine does not
     decide a row (requests and errors are summed)."""
@@ -506,6 +610,9 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("batches"):
         lines += ["", "| import (1 worker) | measured |", "|---|---|"]
         lines += [f"| {name} | {value:,.1f} |" for name, value in report["batches"].items()]
+    if report.get("streams"):
+        lines += ["", "| live stream (1 worker per instance) | measured |", "|---|---|"]
+        lines += [f"| {name} | {value:,.1f} |" for name, value in report["streams"].items()]
     for key, run in runs.items():
         lines.append(
             f"\n{key.replace('_', ' ')}: peak RSS {run['peak_rss_mb']:.0f} MB per process; RSS "
@@ -574,6 +681,8 @@ async def main() -> None:
                 served = sum(r.requests for r in results)
                 if workers == 1 and (not args.only or "batch" in args.only):
                     report["batches"] = await batches(port)
+                if workers == 1 and (not args.only or "stream" in args.only):
+                    report["streams"] = await streams(url, port, process)
                 soaked = await soak(port, made) if workers == 1 and not args.quick else 0
                 rss, soak_rss = rss_mb(process), rss_mb(process, "VmRSS")
                 print(
