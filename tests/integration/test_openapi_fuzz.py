@@ -29,10 +29,14 @@ CHECKS = [
 
 # Fixed path segments beside /api/tasks/{task_id} (hypothesis also draws strings from the
 # source code's constants, so it does try them).
-STATIC_SEGMENTS = {"changes"}
+STATIC_SEGMENTS = {"changes", "stream"}
 
-# One in-memory app for the whole module; schemathesis drives it through its ASGI client.
-schema = schemathesis.openapi.from_asgi("/openapi.json", app_for())
+# One in-memory app for the whole module; schemathesis drives it through its ASGI client. The
+# event stream never ends by itself, so each call would wait for the client's timeout: it is
+# tested against real servers instead (test_stream.py), its tickets route here.
+schema = schemathesis.openapi.from_asgi("/openapi.json", app_for()).exclude(
+    path_regex=r"/tasks/stream$", method="GET"
+)
 
 
 @schema.parametrize()

@@ -18,10 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from todo_adapters.auth import StreamTickets, mint_token
+from todo_adapters.sql.notify import LISTENER_NAME
 from todo_domain import ChangeToken
 
 from .servers import TODO_API, free_port, running_server, stop
@@ -41,6 +43,7 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
         "AUTO_MIGRATE": "true",
         "STREAM_HEARTBEAT_SECONDS": str(HEARTBEAT),
         "STREAM_MAX_PER_USER": "3",
+        "CORS_ORIGINS": "http://app.example",
         **extra,
     }
 
@@ -242,6 +245,23 @@ async def test_tickets_open_streams_on_any_instance_and_nothing_else(instances: 
         assert other.status_code == 403
 
 
+async def test_a_stream_answers_cors_for_allowed_origins_only(instances: list[str]) -> None:
+    headers = auth(new_user())
+    async with httpx.AsyncClient(timeout=30) as client:
+        for origin, allowed in (("http://app.example", True), ("http://evil.example", False)):
+            request = {**headers, "Origin": origin}
+            async with client.stream("GET", f"{instances[0]}/api/tasks/stream", headers=request) as response:
+                assert response.status_code == 200
+                assert (response.headers.get("access-control-allow-origin") == origin) is allowed
+        preflight = await client.options(
+            f"{instances[0]}/api/tasks/stream/tickets",
+            headers={"Origin": "http://app.example", "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization"},
+        )  # fmt: skip
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "http://app.example"
+
+
 async def test_bad_or_expired_tokens_are_refused_before_any_event(instances: list[str]) -> None:
     headers = auth(new_user())
     async with httpx.AsyncClient(timeout=30) as client:
@@ -338,3 +358,48 @@ def test_sigterm_closes_open_streams_at_once_and_the_server_exits(tmp_path: Path
         assert process.wait(10) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="module")
+def quiet_instances(postgres_url: str) -> Iterator[list[str]]:
+    """Two instances whose streams look at the feed only every 60 s unless notified."""
+    env = server_env(postgres_url, AUTO_MIGRATE="false", STREAM_HEARTBEAT_SECONDS="60")
+    with running_server(env) as first, running_server(env) as second:
+        yield [first, second]
+
+
+async def _listeners(url: str) -> set[int]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1",
+            LISTENER_NAME,
+        )
+        return {r["pid"] for r in rows}
+    finally:
+        await connection.close()
+
+
+async def test_a_dropped_listen_connection_comes_back(quiet_instances: list[str], postgres_url: str) -> None:
+    """Cross-instance events travel by NOTIFY (the heartbeat here is 60 s), and after the
+    database drops the LISTEN connections the hubs reconnect and deliver again."""
+    headers = auth(new_user())
+    async with httpx.AsyncClient(timeout=30) as client, open_stream(client, quiet_instances[1], headers) as s:
+        await s.next_event()
+        before = await create(client, quiet_instances[0], headers, "before the drop")
+        assert (await s.next_event(seconds=5)).data["id"] == before["id"]
+        old = await _listeners(postgres_url)
+        assert len(old) >= 2
+        connection = await asyncpg.connect(postgres_url)
+        try:
+            await connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", list(old)
+            )
+        finally:
+            await connection.close()
+        deadline = time.monotonic() + 15
+        while len((await _listeners(postgres_url)) - old) < len(old):  # every instance is back
+            assert time.monotonic() < deadline, "the LISTEN connections did not come back"
+            await asyncio.sleep(0.2)
+        after = await create(client, quiet_instances[0], headers, "after the drop")
+        assert (await s.next_event(seconds=5)).data["id"] == after["id"]

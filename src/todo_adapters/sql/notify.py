@@ -30,9 +30,10 @@ import asyncpg
 from todo_adapters.changes import ChangeHub
 from todo_adapters.sql.engine import DatabaseConfig, driver_arguments, normalise_url, safe_url
 
-__all__ = ["PostgresChangeHub", "listen_dsn"]
+__all__ = ["LISTENER_NAME", "PostgresChangeHub", "listen_dsn"]
 
 log = logging.getLogger("todo.changes")
+LISTENER_NAME = "todo-changes-listener"
 _MAX_BACKOFF_SECONDS = 10.0
 
 
@@ -55,9 +56,14 @@ class PostgresChangeHub(ChangeHub):
         super().__init__(max_per_owner=max_per_owner)
         self._dsn = listen_dsn(config, listen_url)
         listen_target = normalise_url(listen_url or config.url)
-        self._connect_args = {
-            k: v for k, v in driver_arguments(listen_target, config).items() if k != "statement_cache_size"
+        arguments = driver_arguments(listen_target, config)
+        arguments.pop("statement_cache_size", None)
+        # named, so an operator sees which connection listens (pg_stat_activity.application_name)
+        arguments["server_settings"] = {
+            **arguments.get("server_settings", {}),
+            "application_name": LISTENER_NAME,
         }
+        self._connect_args = arguments
         self.channel = "todo_changes" if config.schema is None else f"todo_changes_{config.schema}"
         self._pending: set[str] = set()
         self._queued = asyncio.Event()

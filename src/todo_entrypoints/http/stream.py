@@ -67,7 +67,22 @@ STREAM_DOC: dict[str, Any] = {
     ),
     "response_class": StreamingResponse,
     "responses": {
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        200: {
+            "content": {
+                "text/event-stream": {
+                    "schema": {  # one event of the stream, as an SSE parser reads it
+                        "type": "object",
+                        "properties": {
+                            "event": {"type": "string", "enum": ["ready", "task", "deleted", "reminder"]},
+                            "id": {"type": "string", "description": "the change token after this event"},
+                            "data": {"type": "string", "description": "JSON: the task, {id}, or {token}"},
+                            "retry": {"type": "integer"},
+                        },
+                        "required": ["event", "id", "data"],
+                    }
+                }
+            }
+        },
         **ERRORS(410),
     },
 }
