@@ -24,6 +24,7 @@ from todo_domain.values import (
     Tags,
     TimeZone,
     Title,
+    as_uuid,
     utc,
 )
 
@@ -75,27 +76,19 @@ def _parent(value: object) -> UUID | None:
 
 def reference(name: str, value: object) -> UUID | None:
     """A task named by field `name`: None, a UUID or its text; anything else is InvalidTask."""
-    if value is None or isinstance(value, UUID):
-        return value
-    if isinstance(value, str):
-        try:
-            return UUID(value)
-        except ValueError:
-            pass
-    raise InvalidTask.one(name, "must be a task id (a UUID) or null", "type_error")
+    if value is None:
+        return None
+    if (parsed := as_uuid(value)) is None:
+        raise InvalidTask.one(name, "must be a task id (a UUID) or null", "type_error")
+    return parsed
 
 
 def task_id_of(value: object) -> UUID:
     """The id a caller looks a task up by: a UUID or its text. Anything else names no task, in
     every store alike (TaskNotFound), rather than a driver error or a type error."""
-    if isinstance(value, UUID):
-        return value
-    if isinstance(value, str) and len(value) <= 64:
-        try:
-            return UUID(value)
-        except ValueError:
-            pass
-    raise TaskNotFound(repr(value)[:80])
+    if (parsed := as_uuid(value)) is None:
+        raise TaskNotFound(repr(value)[:80])
+    return parsed
 
 
 def _check_agreement(errors: list[FieldError], status: Status | None, completed: object) -> None:

@@ -20,7 +20,7 @@ from uuid import UUID
 
 from todo_domain import positions
 from todo_domain.errors import InvalidQuery, InvalidTask
-from todo_domain.values import Priority, Status, Tags, is_clean_text, utc
+from todo_domain.values import Priority, Status, Tags, as_uuid, is_clean_text, utc
 
 if TYPE_CHECKING:
     from todo_domain.model import Task
@@ -184,14 +184,9 @@ def _count(name: str, value: object, low: int, high: int) -> None:
 
 
 def _task_id(name: str, value: object) -> UUID:
-    if isinstance(value, UUID):
-        return value
-    if isinstance(value, str):
-        try:
-            return UUID(value)
-        except ValueError:
-            pass
-    raise InvalidQuery.one(name, "must be a task id (a UUID)", "type_error")
+    if (parsed := as_uuid(value)) is None:
+        raise InvalidQuery.one(name, "must be a task id (a UUID)", "type_error")
+    return parsed
 
 
 def _query_error(exc: InvalidTask, field_name: str) -> InvalidQuery:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Self
+from uuid import UUID
 
 from todo_domain.errors import InvalidTask
 
@@ -343,6 +344,19 @@ class TimeZone:
 
     def __str__(self) -> str:
         return self.name
+
+
+def as_uuid(value: object) -> UUID | None:
+    """A UUID given as itself or as its text (at most 64 characters); None for anything else.
+    The one reading of task ids: each caller decides what a non-id means where it stands."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return UUID(value)
+        except ValueError:
+            return None
+    return None
 
 
 def as_utc(value: datetime) -> datetime:

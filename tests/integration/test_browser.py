@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from .npm import installed_copy
 from .servers import running_server
 
 pytestmark = pytest.mark.slow
@@ -45,13 +46,7 @@ def _chromium() -> str:
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("npm is needed for the browser test (Node 20 with npm)")
-    copy = tmp_path_factory.mktemp("browser") / "driver"
-    shutil.copytree(DRIVER, copy, ignore=shutil.ignore_patterns("node_modules"))
-    _run([npm, "ci", "--no-audit", "--no-fund"], copy)
-    return copy
+    return installed_copy(DRIVER, tmp_path_factory.mktemp("browser"))
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,13 @@ npm fails the test loudly."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from .npm import installed_copy
 
 pytestmark = pytest.mark.slow
 
@@ -21,13 +22,7 @@ STALE = "stale: run `make clients` and commit clients/typescript"
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("npm is needed for the TypeScript client test (Node 20 with npm)")
-    copy = tmp_path_factory.mktemp("ts") / "typescript"
-    shutil.copytree(CLIENT, copy, ignore=shutil.ignore_patterns("node_modules"))
-    run([npm, "ci", "--no-audit", "--no-fund"], copy)
-    return copy
+    return installed_copy(CLIENT, tmp_path_factory.mktemp("ts"))
 
 
 def run(command: list[str], cwd: Path) -> str:
