@@ -179,7 +179,7 @@ class TaskService:
         transaction as the task, so neither can exist without the other. A request whose key
         is still in flight waits for it and replays.
 
-        Raises as `create`, and ValidationFailed naming `Idempotency-Key` for a key that is not
+        Raises as `create`, and ValidationFailed naming `idempotency_key` for a key that is not
         1–255 visible ASCII characters; IdempotencyKeyReused for a key already used with
         another draft.
         """

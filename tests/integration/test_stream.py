@@ -276,6 +276,14 @@ async def test_bad_or_expired_tokens_are_refused_before_any_event(instances: lis
         assert expired.status_code == 410
 
 
+async def test_head_answers_the_headers_without_holding_the_connection(instances: list[str]) -> None:
+    async with httpx.AsyncClient(timeout=5) as client:
+        head = await client.head(f"{instances[0]}/api/tasks/stream", headers=auth(new_user()))
+        assert head.status_code == 200
+        assert head.headers["content-type"].startswith("text/event-stream")
+        assert (await client.head(f"{instances[0]}/api/tasks/stream")).status_code == 401
+
+
 async def test_at_most_the_per_user_limit_of_streams(instances: list[str]) -> None:
     headers = auth(new_user())
     async with httpx.AsyncClient(timeout=30) as client, contextlib.AsyncExitStack() as stack:

@@ -231,6 +231,11 @@ def _area(path: str) -> str:
     return ""
 
 
+HEAD_SCOPE_KEY = "todo.head"
+"""Set in the scope of a HEAD request served as its GET (a response that never ends, like the
+event stream, answers its headers at once instead)."""
+
+
 def _normalised(scope: Scope, head: bool) -> Scope:
     """`/api/tasks/` is served as `/api/tasks` (no redirect built from the Host header, SPEC
     §13.5), and HEAD as the GET it asks about (SPEC §13.10)."""
@@ -239,6 +244,7 @@ def _normalised(scope: Scope, head: bool) -> Scope:
     changed = {**scope, "path": path, "raw_path": raw_path.rstrip(b"/") or b"/"}
     if head:
         changed["method"] = "GET"
+        changed[HEAD_SCOPE_KEY] = True
     return changed
 
 

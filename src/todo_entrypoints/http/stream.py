@@ -37,6 +37,7 @@ from todo_entrypoints.http.deps import (
     StreamOwnerDep,
     require_path_owner,
 )
+from todo_entrypoints.http.middleware import HEAD_SCOPE_KEY
 from todo_entrypoints.http.openapi import ERRORS
 from todo_entrypoints.http.problems import HttpProblem
 from todo_entrypoints.http.schemas import dump_json, task_to_wire
@@ -48,6 +49,7 @@ log = logging.getLogger("todo.stream")
 EVENT_STREAM_SCOPE_KEY = "todo.event_stream"
 """Set in a stream's ASGI scope: the server closes such connections at once on shutdown."""
 RECONNECT_MILLISECONDS = 2000
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 router = APIRouter(tags=["live stream"], responses=ERRORS(401, 403, 422, 429, 500, 503))
 
@@ -99,6 +101,8 @@ async def stream(
     ] = None,
 ) -> Response:
     start = await service.follow_from(owner, last_event_id or since)  # 410 / 422 before any event
+    if request.scope.get(HEAD_SCOPE_KEY):  # the GET's headers; a body that never ends is not sent
+        return Response(media_type="text/event-stream", headers=STREAM_HEADERS)
     resources = ExitStack()
     try:
         subscription = resources.enter_context(adapters.changes.follow(owner))
@@ -115,7 +119,7 @@ async def stream(
     return StreamingResponse(
         _events(service, owner, start, subscription, heartbeat),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=STREAM_HEADERS,
         background=BackgroundTask(resources.close),  # runs however the stream ends
     )
 
