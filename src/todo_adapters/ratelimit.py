@@ -23,7 +23,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
-__all__ = ["Decision", "RateLimitUnavailable", "RateLimiter", "parse_limit"]
+__all__ = ["Decision", "RateLimitUnavailable", "RateLimiter", "SharedOpenLimit", "parse_limit"]
 
 log = logging.getLogger("todo.ratelimit")
 REDIS_TIMEOUT_SECONDS = 0.25
@@ -128,3 +128,63 @@ class RateLimiter:
             )
         if self._fail_closed:
             raise RateLimitUnavailable("the rate-limit store is unavailable") from exc
+
+
+# Atomically: drop expired slots, refuse when `limit` remain, else take one until `expires`.
+_CLAIM = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+class SharedOpenLimit:
+    """At most `limit` things open at once per key across every instance sharing one Redis
+    (the event streams of a user, SPEC §15): each holds a slot that expires `ttl` seconds after
+    its last `refresh`, so a killed instance's slots free themselves. When Redis cannot answer,
+    a claim is allowed (each instance's own cap still holds) and a warning is logged."""
+
+    def __init__(self, redis_url: str, *, limit: int, ttl: float, key_prefix: str = "todo") -> None:
+        self._redis = redis.Redis.from_url(
+            redis_url.removeprefix("async+"),
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        )
+        self._claim = self._redis.register_script(_CLAIM)
+        self.limit, self._ttl, self._prefix = limit, ttl, key_prefix
+        self._last_warning = 0.0
+
+    def _key(self, owner: str) -> str:
+        return f"{self._prefix}:open-streams:{owner}"
+
+    async def claim(self, owner: str, slot: str) -> bool:
+        now = time.time()
+        arguments: list[str | int | float] = [now, self.limit, now + self._ttl, slot, int(self._ttl * 2000)]
+        try:
+            return bool(await self._claim(keys=[self._key(owner)], args=arguments))
+        except (redis.RedisError, OSError) as exc:
+            self._failed(exc)
+            return True
+
+    async def refresh(self, owner: str, slot: str) -> None:
+        try:
+            await self._redis.zadd(self._key(owner), {slot: time.time() + self._ttl}, xx=True)
+        except (redis.RedisError, OSError) as exc:
+            self._failed(exc)
+
+    async def release(self, owner: str, slot: str) -> None:
+        try:
+            await self._redis.zrem(self._key(owner), slot)
+        except (redis.RedisError, OSError) as exc:
+            self._failed(exc)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    def _failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_warning > 10:
+            self._last_warning = now
+            log.warning("open-stream limit store unavailable (%s); only the per-instance cap holds", exc)

@@ -31,7 +31,7 @@ from todo_adapters.auth import (
 )
 from todo_adapters.changes import ChangeHub
 from todo_adapters.memory import InMemoryStore
-from todo_adapters.ratelimit import RateLimiter, parse_limit
+from todo_adapters.ratelimit import RateLimiter, SharedOpenLimit, parse_limit
 from todo_adapters.sql import (
     DatabaseConfig,
     SqlStore,
@@ -71,6 +71,8 @@ class Adapters:
     """Who follows which owner's changes here (the event streams), woken by each commit."""
     tickets: StreamTickets | None
     """Stream tickets (None: no secret to sign them with is configured)."""
+    open_streams: SharedOpenLimit | None
+    """STREAM_MAX_PER_USER across instances (with REDIS_URL; None: per instance only)."""
 
 
 async def provide(provider: providers.Provider[T]) -> T:
@@ -194,6 +196,23 @@ async def _change_hub(settings: Settings) -> AsyncIterator[ChangeHub]:
         await hub.stop()
 
 
+async def _open_streams(settings: Settings) -> AsyncIterator[SharedOpenLimit | None]:
+    if settings.redis_url is None:
+        yield None
+        return
+    # a slot outlives its stream's last refresh (one per heartbeat) by two heartbeats
+    limit = SharedOpenLimit(
+        settings.redis_url.get_secret_value(),
+        limit=settings.stream_max_per_user,
+        ttl=max(5.0, 3 * settings.stream_heartbeat_seconds),
+        key_prefix=settings.rate_limit_key_prefix,
+    )
+    try:
+        yield limit
+    finally:
+        await limit.close()
+
+
 def _stream_tickets(settings: Settings) -> StreamTickets | None:
     if settings.stream_ticket_secret is not None:
         return StreamTickets(settings.stream_ticket_secret.get_secret_value())
@@ -271,4 +290,5 @@ class Container(containers.DeclarativeContainer):
         pool_usage=providers.Callable(_pool_usage, unit_of_work),
         changes=change_hub,
         tickets=providers.Singleton(_stream_tickets, settings),
+        open_streams=providers.Resource(_open_streams, settings),
     )

@@ -114,7 +114,7 @@ class Settings(BaseSettings):
 
     # -- live stream (SPEC §15) ----------------------------------------------------------------
     stream_max_per_user: int = Field(
-        5, ge=1, le=1000, description="open event streams per user, per instance"
+        5, ge=1, le=1000, description="open event streams per user (across instances with REDIS_URL)"
     )
     stream_heartbeat_seconds: float = Field(
         15.0, gt=0, le=300, description="a comment line this often; each stream also re-reads the feed then"

@@ -284,7 +284,7 @@ async def test_head_answers_the_headers_without_holding_the_connection(instances
         assert (await client.head(f"{instances[0]}/api/tasks/stream")).status_code == 401
 
 
-async def test_at_most_the_per_user_limit_of_streams(instances: list[str]) -> None:
+async def test_at_most_the_per_user_limit_of_streams_per_instance(instances: list[str]) -> None:
     headers = auth(new_user())
     async with httpx.AsyncClient(timeout=30) as client, contextlib.AsyncExitStack() as stack:
         for _ in range(3):
@@ -292,8 +292,43 @@ async def test_at_most_the_per_user_limit_of_streams(instances: list[str]) -> No
         refused = await client.get(f"{instances[0]}/api/tasks/stream", headers=headers)
         assert refused.status_code == 429
         assert refused.headers["retry-after"]
-        async with open_stream(client, instances[1], headers) as elsewhere:  # the limit is per instance
+        async with open_stream(client, instances[1], headers) as elsewhere:  # no Redis: per instance
             assert (await elsewhere.next_event()).event == "ready"
+
+
+@pytest.fixture(scope="module")
+def shared_instances(postgres_url: str) -> Iterator[list[str]]:
+    """Two instances sharing Redis: the per-user stream cap holds across them."""
+    env = server_env(
+        postgres_url,
+        AUTO_MIGRATE="false",
+        REDIS_URL="redis://127.0.0.1:6379",
+        RATE_LIMIT_KEY_PREFIX=f"stream-{uuid.uuid4().hex}",
+    )
+    with running_server(env) as first, running_server(env) as second:
+        yield [first, second]
+
+
+async def test_with_redis_the_limit_holds_across_instances(shared_instances: list[str]) -> None:
+    headers = auth(new_user())
+    first, second = shared_instances
+    async with httpx.AsyncClient(timeout=30) as client, contextlib.AsyncExitStack() as stack:
+        held = []  # kept: a started line iterator that is collected closes its response
+        for base in (first, second, first):
+            held.append(await stack.enter_async_context(open_stream(client, base, headers)))
+            await held[-1].next_event()
+        for base in (first, second):
+            async with client.stream("GET", f"{base}/api/tasks/stream", headers=headers) as refused:
+                assert refused.status_code == 429  # (a stream, were it accepted, would never end)
+        await stack.aclose()  # closing streams frees their slots
+    async with httpx.AsyncClient(timeout=30) as client:
+        deadline = time.monotonic() + 10
+        while True:  # the slots are released as each instance notices its client is gone
+            async with client.stream("GET", f"{second}/api/tasks/stream", headers=headers) as response:
+                if response.status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "closed streams kept their slots"
+            await asyncio.sleep(0.2)
 
 
 async def test_heartbeats_keep_an_idle_stream_alive(instances: list[str]) -> None:

@@ -11,15 +11,19 @@ wake-up only delays an event until the next heartbeat.
 Frames: `ready` first (`id:` the token the stream starts from), then `task` (the task, as every
 route answers it) or `deleted` (`{"id"}`), each with `id:` the token right after it, and a
 `: heartbeat` comment every STREAM_HEARTBEAT_SECONDS. At most STREAM_MAX_PER_USER streams per
-user per instance (429 beyond). On SIGTERM the server closes streams at once (server.py), so
-clients reconnect — with `Last-Event-ID` — to an instance that stays.
+user (429 beyond): per instance, and across instances when Redis is configured. On SIGTERM the
+server closes streams at once (server.py), so clients reconnect — with `Last-Event-ID` — to an
+instance that stays.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterator
-from contextlib import ExitStack
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -30,6 +34,7 @@ from starlette.background import BackgroundTask
 
 from todo_adapters.changes import Subscription, TooManyFollowers
 from todo_domain import ChangeToken, ChangeTokenExpired, StorageUnavailable, TaskService
+from todo_entrypoints.container import Adapters
 from todo_entrypoints.http.deps import (
     AdaptersDep,
     RateLimitedOwnerDep,
@@ -103,31 +108,54 @@ async def stream(
     start = await service.follow_from(owner, last_event_id or since)  # 410 / 422 before any event
     if request.scope.get(HEAD_SCOPE_KEY):  # the GET's headers; a body that never ends is not sent
         return Response(media_type="text/event-stream", headers=STREAM_HEADERS)
-    resources = ExitStack()
+    resources = AsyncExitStack()
     try:
         subscription = resources.enter_context(adapters.changes.follow(owner))
+        refresh = await _claim_shared_slot(adapters, owner, resources)
     except TooManyFollowers:
+        await resources.aclose()
         limit = adapters.changes.max_per_owner
         raise HttpProblem(
             429,
             "rate_limited",
-            f"At most {limit} open streams per user here; close one first.",
+            f"At most {limit} open streams per user; close one first.",
             headers={"Retry-After": "5"},
         ) from None
     request.scope[EVENT_STREAM_SCOPE_KEY] = True
     heartbeat = request.app.state.container.settings().stream_heartbeat_seconds
     return StreamingResponse(
-        _events(service, owner, start, subscription, heartbeat),
+        _events(service, owner, start, subscription, heartbeat, refresh),
         media_type="text/event-stream",
         headers=STREAM_HEADERS,
-        background=BackgroundTask(resources.close),  # runs however the stream ends
+        background=BackgroundTask(resources.aclose),  # runs however the stream ends
     )
 
 
+async def _claim_shared_slot(
+    adapters: Adapters, owner: str, resources: AsyncExitStack
+) -> Callable[[], Awaitable[None]] | None:
+    """With Redis, the per-user cap holds across instances: a slot per stream, refreshed at each
+    heartbeat, released when the stream ends (and expiring if its instance dies)."""
+    shared = adapters.open_streams
+    if shared is None:
+        return None
+    slot = uuid.uuid4().hex
+    if not await shared.claim(owner, slot):
+        raise TooManyFollowers(owner)
+    resources.push_async_callback(shared.release, owner, slot)
+    return functools.partial(shared.refresh, owner, slot)
+
+
 async def _events(
-    service: TaskService, owner: str, token: ChangeToken, subscription: Subscription, heartbeat: float
+    service: TaskService,
+    owner: str,
+    token: ChangeToken,
+    subscription: Subscription,
+    heartbeat: float,
+    refresh: Callable[[], Awaitable[None]] | None,
 ) -> AsyncIterator[bytes]:
     yield b"retry: %d\n" % RECONNECT_MILLISECONDS + _frame("ready", token, {"token": token.encode()})
+    refresh_due = time.monotonic() + heartbeat
     while True:
         try:
             log_ = await service.changes_after(owner, token)
@@ -147,6 +175,9 @@ async def _events(
                 continue
         if not await subscription.wait(heartbeat):
             yield b": heartbeat\n\n"
+        if refresh is not None and time.monotonic() >= refresh_due:
+            await refresh()
+            refresh_due = time.monotonic() + heartbeat
 
 
 def _frame(event: str, token: ChangeToken, data: Any) -> bytes:
