@@ -106,7 +106,7 @@ class PostgresChangeHub(ChangeHub):
                 connection = await asyncpg.connect(self._dsn, **self._connect_args)
                 connection.add_termination_listener(functools.partial(_set, lost))
                 await connection.add_listener(self.channel, self._heard)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:  # whatever it was, this background loop must go on
                 log.warning("LISTEN on %s failed (%s); retrying in %.1fs", safe_url(self._dsn), exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
@@ -135,7 +135,7 @@ class PostgresChangeHub(ChangeHub):
                 await connection.execute(
                     "SELECT pg_notify($1, owner) FROM unnest($2::text[]) AS owner", self.channel, owners
                 )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # whatever it was, this background loop must go on
                 # The followers elsewhere look again within a heartbeat; the listener reconnects.
                 log.warning("NOTIFY failed (%s); other instances see these changes at their next look", exc)
 
