@@ -44,6 +44,7 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
         "STREAM_HEARTBEAT_SECONDS": str(HEARTBEAT),
         "STREAM_MAX_PER_USER": "3",
         "CORS_ORIGINS": "http://app.example",
+        "METRICS_TOKEN": "stream-metrics",
         **extra,
     }
 
@@ -329,6 +330,20 @@ async def test_with_redis_the_limit_holds_across_instances(shared_instances: lis
                     break
             assert time.monotonic() < deadline, "closed streams kept their slots"
             await asyncio.sleep(0.2)
+
+
+async def test_open_streams_are_a_metric(instances: list[str]) -> None:
+    def open_streams(text: str) -> float:
+        (line,) = [x for x in text.splitlines() if x.startswith("event_streams_open ")]
+        return float(line.split()[1])
+
+    metrics = {"Authorization": "Bearer stream-metrics"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        before = open_streams((await client.get(f"{instances[1]}/metrics", headers=metrics)).text)
+        async with open_stream(client, instances[1], auth(new_user())) as stream:
+            await stream.next_event()
+            during = open_streams((await client.get(f"{instances[1]}/metrics", headers=metrics)).text)
+        assert during == before + 1
 
 
 async def test_heartbeats_keep_an_idle_stream_alive(instances: list[str]) -> None:

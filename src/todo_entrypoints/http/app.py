@@ -76,6 +76,7 @@ def create_app(container: Container | None = None, settings: Settings | None = N
             adapters = await deps.resolve_adapters(app)
             if adapters.pool_usage is not None:
                 app.state.metrics.watch_pool(adapters.pool_usage)
+            app.state.metrics.watch_streams(lambda: adapters.changes.followers)
             log.info("tasks API ready (database: %s)", container.database_description())
             gc.collect()
             gc.freeze()  # start-up objects never need collecting again; keeps GC pauses short

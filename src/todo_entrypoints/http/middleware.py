@@ -63,6 +63,14 @@ class Metrics:
             "db_pool_connections_open", "Database connections the pool holds open", registry=self.registry
         )
 
+        self.streams_open = Gauge(
+            "event_streams_open", "Event streams open on this process (SPEC §15)", registry=self.registry
+        )
+
+    def watch_streams(self, count: Callable[[], int]) -> None:
+        """Reads the number of open event streams at scrape time."""
+        self.streams_open.set_function(count)
+
     def watch_pool(self, usage: Callable[[], tuple[int, int]]) -> None:
         """Reads the pool's numbers (in use, open) at scrape time."""
         self.pool_in_use.set_function(lambda: usage()[0])
