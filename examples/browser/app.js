@@ -95,13 +95,18 @@ async function connect() {
   });
   for (const kind of ["task", "deleted", "reminder"]) source.addEventListener(kind, (e) => applyEvent(kind, e));
   source.onerror = () => {
-    // The ticket in the URL may have expired: reconnect ourselves with a fresh one.
+    // The ticket in the URL may have expired, or the server went away (a deploy): reconnect
+    // ourselves with a fresh ticket, from the last event seen, backing off while it fails.
     source.close();
-    $("status").textContent = "reconnecting…";
-    $("status").className = "";
-    const delay = Math.min(1000 * 2 ** state.retry++, 15000);
-    setTimeout(() => connect().catch(show), delay);
+    reconnectLater();
   };
+}
+
+function reconnectLater() {
+  $("status").textContent = "reconnecting…";
+  $("status").className = "";
+  const delay = Math.min(500 * 2 ** state.retry++, 10000);
+  setTimeout(() => connect().catch(reconnectLater), delay);
 }
 
 async function start(token) {

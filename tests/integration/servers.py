@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,34 +25,36 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(env: dict[str, str], *, workers: int = 1, cwd: Path | None = None) -> Iterator[str]:
-    """Starts the server, waits until /health answers (≤ 20 s), and SIGTERMs it afterwards."""
-    port = free_port()
-    process = subprocess.Popen(
-        [str(TODO_API), "serve", "--port", str(port), "--workers", str(workers)],
-        env={**os.environ, **env},
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.stdout else ""
-                raise RuntimeError(f"server did not start:\n{output}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        stop(process)
-        if process.stdout is not None:
-            process.stdout.close()
+def running_server(
+    env: dict[str, str], *, workers: int = 1, cwd: Path | None = None, port: int | None = None
+) -> Iterator[str]:
+    """Starts the server, waits until /health answers (≤ 20 s), and SIGTERMs it afterwards.
+    Its output goes to a file (a pipe nobody reads would block a chatty server once full)."""
+    port = port or free_port()
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            [str(TODO_API), "serve", "--port", str(port), "--workers", str(workers)],
+            env={**os.environ, **env},
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output.seek(0)
+                    raise RuntimeError(f"server did not start:\n{output.read().decode(errors='replace')}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            stop(process)
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:

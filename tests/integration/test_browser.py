@@ -10,13 +10,15 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from .npm import installed_copy
-from .servers import running_server
+from .servers import free_port, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -49,16 +51,17 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return installed_copy(DRIVER, tmp_path_factory.mktemp("browser"))
 
 
+def _development_env(home: Path) -> dict[str, str]:
+    env = {"ENVIRONMENT": "development", "DATABASE_URL": f"sqlite:///{home / 'todo.db'}"}
+    env |= {"RATE_LIMIT_ENABLED": "false", "STREAM_HEARTBEAT_SECONDS": "2"}
+    env |= {"AUTH_JWT_SECRET": "", "AUTH_JWKS_URL": "", "BETTER_AUTH_URL": ""}  # the development secret
+    return env
+
+
 @pytest.fixture(scope="module")
 def development_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("dev")
-    env = {
-        "ENVIRONMENT": "development",
-        "DATABASE_URL": f"sqlite:///{home / 'todo.db'}",
-        "RATE_LIMIT_ENABLED": "false",
-    }
-    env |= {"AUTH_JWT_SECRET": "", "AUTH_JWKS_URL": "", "BETTER_AUTH_URL": ""}  # the development secret
-    with running_server(env, cwd=home) as base:
+    with running_server(_development_env(home), cwd=home) as base:
         yield base
 
 
@@ -76,3 +79,28 @@ def test_the_reference_page_follows_changes_live(driver: Path, development_serve
     assert results["completed_titles"] == ["added in tab one"]
     assert results["error_text"] == ""
     print(f"API create → visible on the page: {results['api_to_page_ms']} ms")
+
+
+def test_the_reference_page_comes_back_after_a_restart(driver: Path, tmp_path: Path) -> None:
+    """A deploy: the server goes away under an open page and comes back on the same address;
+    the page reconnects with a fresh ticket from its last event and shows what was written
+    while it was away."""
+    chromium, port = _chromium(), free_port()
+    env = _development_env(tmp_path)
+    command = ["node", "reconnect.mjs", f"http://127.0.0.1:{port}", chromium]
+    with running_server(env, cwd=tmp_path, port=port) as base:
+        page = subprocess.Popen(command, cwd=driver, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert page.stdin is not None
+        assert page.stdout is not None
+        ready = page.stdout.readline().split()
+        assert ready[:1] == ["READY"], ready
+    time.sleep(3)  # down long enough for reconnect attempts to fail first
+    title = "written while the page was reconnecting"
+    with running_server(env, cwd=tmp_path, port=port) as base:
+        made = httpx.post(
+            f"{base}/api/tasks", json={"title": title}, headers={"Authorization": f"Bearer {ready[1]}"}
+        )
+        assert made.status_code == 201
+        out, _ = page.communicate(f"GO {title}\n", timeout=60)
+    assert page.returncode == 0, out
+    assert json.loads(out.strip().splitlines()[-1]) == {"seen_after_restart": True, "status": "live"}
