@@ -49,6 +49,9 @@ class ChangeHub:
     Methods must be called from the event loop's thread (a commit's `changed` is).
     """
 
+    crosses_processes = False
+    """Whether commits in other processes wake followers here (then `check` says if they can)."""
+
     def __init__(self, *, max_per_owner: int = 5) -> None:
         self.max_per_owner = max_per_owner
         self._followers: dict[str, set[Subscription]] = {}
@@ -84,6 +87,9 @@ class ChangeHub:
 
     async def start(self) -> None:
         """Nothing to start within one process (PostgreSQL's hub listens here)."""
+
+    async def check(self) -> None:
+        """For readiness: within one process there is nothing that can be down."""
 
     async def stop(self) -> None:
         """Wakes every follower one last time; nothing else to close here."""

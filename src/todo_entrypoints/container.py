@@ -226,9 +226,15 @@ def _stream_tickets(settings: Settings) -> StreamTickets | None:
 
 
 def _health_checks(
-    uow: TaskStore, limiter: RateLimiter | None, jwks: JwksVerifier | None, settings: Settings
+    uow: TaskStore,
+    limiter: RateLimiter | None,
+    jwks: JwksVerifier | None,
+    hub: ChangeHub,
+    settings: Settings,
 ) -> list[HealthCheck]:
     checks: list[HealthCheck] = []
+    if hub.crosses_processes:  # PostgreSQL: other instances' commits wake our streams
+        checks.append(("stream_notifications", hub.check, False))
     if isinstance(uow, SqlStore):
         checks.append(("database", uow.ping, True))
     if limiter is not None and settings.redis_url is not None:
@@ -276,7 +282,9 @@ class Container(containers.DeclarativeContainer):
     read_limit = providers.Singleton(lambda s: parse_limit(s.rate_limit_read), settings)
     write_limit = providers.Singleton(lambda s: parse_limit(s.rate_limit_write), settings)
     batch_command_limit = providers.Singleton(lambda s: parse_limit(s.rate_limit_batch_commands), settings)
-    health_checks = providers.Singleton(_health_checks, unit_of_work, rate_limiter, jwks_verifier, settings)
+    health_checks = providers.Singleton(
+        _health_checks, unit_of_work, rate_limiter, jwks_verifier, change_hub, settings
+    )
     database_description = providers.Callable(_describe, settings)
     adapters = providers.Singleton(
         Adapters,

@@ -511,7 +511,7 @@ async def test_readiness_is_503_when_the_database_is_down() -> None:
         response = await c.get("/health/ready")
         assert (await c.get("/health")).status_code == 200
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "unavailable"}
+    assert response.json()["checks"] == {"database": "unavailable", "stream_notifications": "unavailable"}
 
 
 async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:

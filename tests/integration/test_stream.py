@@ -461,3 +461,22 @@ async def test_a_dropped_listen_connection_comes_back(quiet_instances: list[str]
             await asyncio.sleep(0.2)
         after = await create(client, quiet_instances[0], headers, "after the drop")
         assert (await s.next_event(seconds=5)).data["id"] == after["id"]
+
+
+def test_readiness_reports_stream_notifications(postgres_url: str) -> None:
+    env = server_env(postgres_url, AUTO_MIGRATE="false")
+    with running_server(env) as base:
+        deadline = time.monotonic() + 10
+        while (ready := httpx.get(f"{base}/health/ready").json())["checks"]["stream_notifications"] != "ok":
+            assert time.monotonic() < deadline, ready
+            time.sleep(0.1)
+    down = server_env(
+        postgres_url, AUTO_MIGRATE="false", DATABASE_LISTEN_URL="postgresql://postgres@127.0.0.1:1/x"
+    )
+    with running_server(down) as base:
+        ready = httpx.get(f"{base}/health/ready")
+        assert ready.status_code == 200  # streams still work here, at their heartbeat elsewhere
+        assert ready.json() == {
+            "status": "degraded",
+            "checks": {"database": "ok", "stream_notifications": "unavailable"},
+        }

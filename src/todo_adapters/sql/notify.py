@@ -50,6 +50,8 @@ def listen_dsn(config: DatabaseConfig, listen_url: str | None = None) -> str:
 class PostgresChangeHub(ChangeHub):
     """A ChangeHub whose `changed` also reaches the other processes on the same database."""
 
+    crosses_processes = True
+
     def __init__(
         self, config: DatabaseConfig, *, listen_url: str | None = None, max_per_owner: int = 5
     ) -> None:
@@ -97,6 +99,12 @@ class PostgresChangeHub(ChangeHub):
     @property
     def listening(self) -> bool:
         return self._connected.is_set()
+
+    async def check(self) -> None:
+        """For readiness: raises ConnectionError while the LISTEN connection is down (streams
+        then see other instances' changes only at their heartbeat)."""
+        if not self.listening:
+            raise ConnectionError("the LISTEN connection is down")
 
     async def _listen(self) -> None:
         backoff = 0.1
