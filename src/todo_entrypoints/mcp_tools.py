@@ -33,10 +33,11 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
-from todo_adapters.auth import InvalidToken
+from todo_adapters.auth import AuthUnavailable, InvalidToken
 from todo_adapters.ratelimit import RateLimitUnavailable
 from todo_domain import DomainError, FieldError, Task, TaskNotFound
 from todo_entrypoints.container import Adapters
+from todo_entrypoints.http import context
 from todo_entrypoints.http.listing import list_query
 from todo_entrypoints.http.problems import describe
 from todo_entrypoints.http.schemas import (
@@ -76,6 +77,9 @@ class BearerVerifier:
         try:
             principal = await (await self._adapters()).verifier.verify(token)
         except InvalidToken:
+            return None
+        except AuthUnavailable:
+            context.current().auth_unavailable = True  # /mcp answers 503, not the SDK's 401
             return None
         expires = None if principal.expires_at is None else int(principal.expires_at)
         return AccessToken(

@@ -403,3 +403,27 @@ async def test_an_unreachable_session_database_is_unavailable_not_unauthorized()
             await verifier.verify(signed("livetoken123"))
     finally:
         await verifier.dispose()
+
+
+async def test_mcp_answers_503_not_401_when_tokens_cannot_be_checked(
+    keys: Keys, jwks_server: JwksServer
+) -> None:
+    jwks_server.down = True
+    app = app_for(
+        auth_jwt_secret=None, auth_jwks_url=jwks_server.url, auth_issuer=ISSUER, auth_audience=AUDIENCE
+    )
+    headers = {
+        "Authorization": f"Bearer {keys.token()}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    async with serve(app) as client:
+        unavailable = await client.post("/mcp", json=call, headers=headers)
+        forged = await client.post("/mcp", json=call, headers={**headers, "Authorization": "Bearer forged"})
+    assert unavailable.status_code == 503
+    assert unavailable.headers["content-type"] == "application/problem+json"
+    assert int(unavailable.headers["retry-after"]) >= 1
+    assert unavailable.json()["status"] == 503
+    assert forged.status_code == 401  # a bad token is still the SDK's 401 with its metadata
+    assert "resource_metadata" in forged.headers["www-authenticate"]

@@ -20,6 +20,9 @@ class RequestContext:
     user: str | None = None
     # Added to whatever response the route returns (e.g. the RateLimit-* headers).
     response_headers: dict[str, str] = field(default_factory=dict)
+    # The token could not be checked (a key source down): inside the MCP SDK, which can only
+    # say 401, this makes /mcp answer 503 instead (mcp_endpoint.py).
+    auth_unavailable: bool = False
 
 
 _OUTSIDE = RequestContext("-")  # log lines and errors outside any request

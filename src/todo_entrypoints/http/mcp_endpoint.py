@@ -18,11 +18,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_entrypoints.container import Adapters
+from todo_entrypoints.http import context
+from todo_entrypoints.http.problems import PROBLEM_JSON, RETRY_AFTER_SECONDS, problem_body
 from todo_entrypoints.settings import Settings
 
 __all__ = ["MCP_PATH", "METADATA_PATH", "McpEndpoint", "mount_mcp"]
@@ -93,7 +96,8 @@ class McpEndpoint:
             await running.__aexit__(None, None, None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await (self._app or await self._start())(scope, receive, send)
+        app = self._app or await self._start()
+        await app(scope, receive, _unavailable_not_unauthorized(send))
 
     async def _start(self) -> ASGIApp:
         if self._starting is None:
@@ -106,6 +110,36 @@ class McpEndpoint:
                 await running.__aenter__()
                 self._running, self._app = running, sdk_app
         return self._app
+
+
+def _unavailable_not_unauthorized(send: Send) -> Send:
+    """The SDK answers 401 to any token its verifier did not accept; when ours could not check
+    it at all (a JWKS endpoint down, the session database unreachable) the answer is 503, as on
+    `/api`, so a client retries instead of discarding a good token."""
+    replaced = False
+
+    async def guarded(message: Message) -> None:
+        nonlocal replaced
+        if replaced:
+            return
+        if (
+            message["type"] == "http.response.start"
+            and message["status"] == 401
+            and context.current().auth_unavailable
+        ):
+            replaced = True
+            body = orjson.dumps(problem_body(503, "Tokens cannot be verified right now; retry shortly."))
+            headers = [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", RETRY_AFTER_SECONDS.encode()),
+            ]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send(message)
+
+    return guarded
 
 
 @asynccontextmanager
