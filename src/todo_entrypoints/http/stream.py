@@ -158,20 +158,20 @@ async def _events(
     refresh_due = time.monotonic() + heartbeat
     while True:
         try:
-            log_ = await service.changes_after(owner, token)
+            changes = await service.changes_after(owner, token)
         except ChangeTokenExpired:
             return  # the client reconnects with its Last-Event-ID and is told 410
         except StorageUnavailable:
             log.warning("stream of %s: the database is unavailable; retrying at the next heartbeat", owner)
         else:
-            for change in log_.entries:
+            for change in changes.entries:
                 task = change.task
                 if task.deleted:
                     yield _frame("deleted", change.token, {"id": str(task.id)})
                 else:
                     yield _frame("task", change.token, task_to_wire(task))
-            token = log_.next
-            if log_.has_more:
+            token = changes.next
+            if changes.has_more:
                 continue
         if not await subscription.wait(heartbeat):
             yield b": heartbeat\n\n"
