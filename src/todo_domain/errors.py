@@ -99,8 +99,10 @@ class VersionConflict(DomainError):
 
 
 class ChangeTokenExpired(DomainError):
-    def __init__(self) -> None:
-        super().__init__("the change token is older than the tombstone retention; do a full sync")
+    def __init__(
+        self, reason: str = "the change token is older than the tombstone retention; do a full sync"
+    ) -> None:
+        super().__init__(reason)
 
 
 class StorageUnavailable(DomainError):

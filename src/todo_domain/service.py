@@ -13,6 +13,7 @@ from uuid import UUID
 from todo_domain import hierarchy, positions
 from todo_domain.batch import BatchFailed, BatchResult, Command, Op, Outcome, TempIds, check_batch
 from todo_domain.errors import (
+    ChangeTokenExpired,
     DomainError,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -249,7 +250,8 @@ class TaskService:
         Without `since`, a full sync of the live tasks. See `todo_domain.sync` for the design.
 
         Raises InvalidQuery naming `limit` (1–1000) or `since` (not a token of ours);
-        ChangeTokenExpired for a token older than the tombstone retention (sync again in full).
+        ChangeTokenExpired for a token older than the tombstone retention, or ahead of every
+        change this store has (from another database, e.g. before a restore): sync in full.
         """
         token = None if since is None else ChangeToken.decode(since)
         log = await self._changes(Owner(owner), token, limit)
@@ -287,6 +289,8 @@ class TaskService:
             )
         if token is not None:
             token.check_fresh(now, self._tombstone_retention, page.purged_revision)
+            if token.revision > page.owner_revision:  # handed out by another database (a restore?)
+                raise ChangeTokenExpired("the change token is ahead of this store's changes; do a full sync")
         rows = page.entries[:limit]
         if rows:
             last = rows[-1][0]

@@ -189,6 +189,23 @@ async def test_a_token_older_than_the_retention_is_expired(
         await service.list_changes(alice, token)
 
 
+async def test_a_token_ahead_of_the_store_is_expired_not_silently_caught_up(
+    service: TaskService, clock: ManualClock, alice: str, bob: str
+) -> None:
+    """A token from another database (say, taken before a restore) would otherwise wait, silent,
+    until this store's revisions pass it; every live reader is told to sync in full instead."""
+    await service.create(alice, NewTask(title="a"))
+    current = (await service.list_changes(alice)).next
+    ahead = ChangeToken(current.revision + 5, clock.current).encode()
+    with pytest.raises(ChangeTokenExpired, match="ahead"):
+        await service.list_changes(alice, ahead)
+    with pytest.raises(ChangeTokenExpired):
+        await service.follow_from(alice, ahead)
+    with pytest.raises(ChangeTokenExpired):  # an owner who never wrote is at revision 0
+        await service.list_changes(bob, ahead)
+    assert (await service.list_changes(alice, current.encode())).changes == ()  # the current one is fine
+
+
 async def test_purging_tombstones_expires_tokens_that_could_miss_them(
     service: TaskService, clock: ManualClock, alice: str
 ) -> None:
