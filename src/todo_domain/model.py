@@ -352,6 +352,7 @@ class Task:
             position=where.position,
             **editable,
         )
+        task._anchor()
         task._move_to(draft.status, now)
         return task
 
@@ -419,9 +420,11 @@ class Task:
         if recurrence is not None and due is None:
             raise InvalidTask((_RECURRENCE_NEEDS_DUE,))
         changed = {k: v for k, v in values.items() if getattr(self, k) != v}
-        backup = {k: getattr(self, k) for k in changed}
+        backup = {k: getattr(self, k) for k in (*changed, "recurrence")}
         for name, value in changed.items():
             setattr(self, name, value)
+        if changed.keys() & _ANCHORING or _new_rule(backup["recurrence"], self.recurrence):
+            self._anchor()
         try:
             moved = status is not None and status is not self.status and self._move_to(status, now)
         except InvalidTask:
@@ -430,6 +433,12 @@ class Task:
             raise
         if changed or moved:
             self._touch(now)
+
+    def _anchor(self) -> None:
+        """The recurrence aims for the due date's day of month, as the user set it (a roll
+        forward keeps the anchor: Jan 31 → Feb 28 → Mar 31)."""
+        if self.recurrence is not None and self.due_date is not None:
+            self.recurrence = self.recurrence.anchored(self.due_date, self.time_zone)
 
     def _move_to(self, target: Status, now: datetime) -> bool:
         """Applies a status change without touching version; returns whether anything changed."""
@@ -464,6 +473,16 @@ class Task:
         """Every change bumps the version and moves updated_at forward, even if the clock did not."""
         self.version += 1
         self.updated_at = now if now > self.updated_at else self.updated_at + _ONE_MICROSECOND
+
+
+# A new due date or time zone moves the day of month a recurrence aims for.
+_ANCHORING = frozenset({"due_date", "time_zone"})
+
+
+def _new_rule(before: Recurrence | None, after: Recurrence | None) -> bool:
+    """A recurrence set where there was none, or another frequency or interval (equality of
+    recurrences ignores the anchor, so a PUT resending the same rule keeps it)."""
+    return after is not None and (before is None or before != after)
 
 
 def _placed(values: dict[str, Any], placement: Placement | None) -> dict[str, Any]:

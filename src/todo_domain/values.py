@@ -8,7 +8,7 @@ import functools
 import re
 import zoneinfo
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Self
 from uuid import UUID
@@ -216,22 +216,30 @@ class Frequency(enum.StrEnum):
     YEARLY = "yearly"
 
 
-def _add_months(moment: datetime, months: int) -> datetime:
-    """Same day of month `months` later, clamped to the month's last day (Jan 31 + 1 = Feb 28/29)."""
+def _add_months(moment: datetime, months: int, anchor_day: int | None = None) -> datetime:
+    """The same day of month (`anchor_day`, else the moment's own) `months` later, clamped to
+    the month's last day: Jan 31 + 1 = Feb 28/29, and with anchor 31, Feb 28 + 1 = Mar 31."""
     index = moment.year * 12 + (moment.month - 1) + months
     year, month0 = divmod(index, 12)
     if not 1 <= year <= 9999:
         raise OverflowError("date out of range")
-    day = min(moment.day, calendar.monthrange(year, month0 + 1)[1])
+    day = min(anchor_day or moment.day, calendar.monthrange(year, month0 + 1)[1])
     return moment.replace(year=year, month=month0 + 1, day=day)
 
 
 @dataclass(frozen=True, slots=True)
 class Recurrence:
-    """Repeat every `interval` days/weeks/months/years (interval 1–365)."""
+    """Repeat every `interval` days/weeks/months/years (interval 1–365).
+
+    `anchor_day` is the day of month monthly and yearly steps aim for: the due date's (local)
+    day when it was set, so a task due on the 31st comes back on the 31st after a shorter month
+    clamped it to the 30th or 28th. Tasks set it themselves (`anchored`); it is not part of a
+    recurrence's identity (equality ignores it) and None means "the due date's own day".
+    """
 
     frequency: Frequency
     interval: int = 1
+    anchor_day: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         try:
@@ -245,6 +253,18 @@ class Recurrence:
             raise InvalidTask.one("recurrence.interval", "must be an integer", "type_error")
         if not 1 <= self.interval <= 365:
             raise InvalidTask.one("recurrence.interval", "must be between 1 and 365", "out_of_range")
+        anchor = self.anchor_day
+        if anchor is not None and (
+            isinstance(anchor, bool) or not isinstance(anchor, int) or not 1 <= anchor <= 31
+        ):
+            raise InvalidTask.one("recurrence.anchor_day", "must be a day of month (1–31)", "out_of_range")
+
+    def anchored(self, due: datetime, zone: TimeZone | None = None) -> Recurrence:
+        """This recurrence aiming for `due`'s day of month (on the zone's wall clock)."""
+        if self.frequency not in (Frequency.MONTHLY, Frequency.YEARLY):
+            return self if self.anchor_day is None else Recurrence(self.frequency, self.interval)
+        day = (due if zone is None else zone.wall_clock(due)).day
+        return Recurrence(self.frequency, self.interval, day)
 
     def step(self, moment: datetime, k: int, zone: TimeZone | None = None) -> datetime:
         """`moment` moved forward by k intervals; raises OverflowError past year 9999.
@@ -266,9 +286,9 @@ class Recurrence:
             case Frequency.WEEKLY:
                 return moment + timedelta(weeks=n)
             case Frequency.MONTHLY:
-                return _add_months(moment, n)
+                return _add_months(moment, n, self.anchor_day)
             case Frequency.YEARLY:
-                return _add_months(moment, 12 * n)
+                return _add_months(moment, 12 * n, self.anchor_day)
 
     def next_after(self, due: datetime, now: datetime, zone: TimeZone | None = None) -> datetime:
         """`due + k × interval` for the smallest k ≥ 1 that lands strictly after `now`.

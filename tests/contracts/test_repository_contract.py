@@ -33,6 +33,7 @@ from todo_domain import (
 from todo_domain.model import Placement
 from todo_domain.query import compare, sort_value
 from todo_domain.testing import T0, ManualClock, SequentialIds
+from todo_domain.values import Frequency
 
 
 @pytest.fixture
@@ -450,3 +451,20 @@ async def test_owner_errors_name_the_owner(service: TaskService) -> None:
     with pytest.raises(ValidationFailed) as refused:
         await service.create("", NewTask(title="t"))
     assert refused.value.errors[0].field == "owner"
+
+
+async def test_a_monthly_task_keeps_its_day_of_month_in_every_store(service: TaskService, alice: str) -> None:
+    """Jan 31 → Feb 28 → Mar 31: the day the recurrence aims for is stored with the task."""
+    due = datetime(2027, 1, 31, 9, tzinfo=UTC)
+    draft = NewTask(title="rent", due_date=due, recurrence=Recurrence(Frequency.MONTHLY))
+    made = (await service.create_with_key(alice, draft, "rent-key")).task
+    days = []
+    for _ in range(3):
+        current = await service.get(alice, made.id)  # read back from the store each time
+        assert current.due_date is not None
+        days.append((await service.set_completed(alice, made.id, True)).due_date.day)  # type: ignore[union-attr]
+    assert days == [28, 31, 30]
+    replayed = await service.create_with_key(alice, draft, "rent-key")
+    assert replayed.replayed
+    assert replayed.task.recurrence is not None
+    assert replayed.task.recurrence.anchor_day == 31

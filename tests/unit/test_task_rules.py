@@ -282,3 +282,62 @@ def test_an_edit_applied_twice_changes_things_only_once(draft: NewTask, patch: T
     version = task.version
     task.update(fields_only, NOW + timedelta(seconds=1))
     assert task.version == version
+
+
+# -- the day of month a monthly recurrence aims for ----------------------------------------------
+
+
+def _monthly(due: datetime, **extra: object) -> Task:
+    draft = NewTask(title="rent", due_date=due, recurrence=Recurrence(Frequency.MONTHLY), **extra)  # type: ignore[arg-type]
+    return Task.create(uuid4(), "alice", draft, due - timedelta(days=1))
+
+
+def _completions(task: Task, count: int) -> list[int]:
+    days = []
+    for _ in range(count):
+        assert task.due_date is not None
+        task.complete(task.due_date)  # on time: the next occurrence is one month on
+        assert task.due_date is not None
+        days.append(task.due_date.day)
+    return days
+
+
+def test_a_month_end_task_comes_back_to_its_day_after_a_short_month() -> None:
+    task = _monthly(datetime(2027, 1, 31, 9, tzinfo=UTC))
+    assert _completions(task, 5) == [28, 31, 30, 31, 30]
+
+
+def test_the_30th_stays_the_30th_after_february() -> None:
+    task = _monthly(datetime(2027, 1, 30, 9, tzinfo=UTC))
+    assert _completions(task, 3) == [28, 30, 30]
+
+
+def test_a_new_due_date_moves_the_anchor_and_the_same_rule_keeps_it() -> None:
+    task = _monthly(datetime(2027, 1, 31, 9, tzinfo=UTC))
+    _completions(task, 1)  # Feb 28, still aiming for the 31st
+    task.replace(
+        NewTask(
+            title="rent",
+            due_date=task.due_date,
+            recurrence=Recurrence(Frequency.MONTHLY),
+        ),
+        datetime(2027, 2, 2, tzinfo=UTC),
+    )  # a PUT that resends what it read keeps the aim
+    assert _completions(task, 1) == [31]
+    task.update(TaskPatch(due_date=datetime(2027, 4, 15, 9, tzinfo=UTC)), datetime(2027, 3, 2, tzinfo=UTC))
+    assert _completions(task, 2) == [15, 15]
+
+
+def test_the_anchor_is_the_local_day_in_the_tasks_zone() -> None:
+    from todo_domain import TimeZone
+
+    # 23:30 on Jan 31 in New York is Feb 1 in UTC: the anchor is the 31st, New York's day
+    task = _monthly(datetime(2027, 2, 1, 4, 30, tzinfo=UTC), time_zone=TimeZone("America/New_York"))
+    assert task.recurrence is not None
+    assert task.recurrence.anchor_day == 31
+
+
+def test_an_anchor_is_not_part_of_a_recurrences_identity() -> None:
+    assert Recurrence(Frequency.MONTHLY, 1, 31) == Recurrence(Frequency.MONTHLY, 1)
+    with pytest.raises(InvalidTask):
+        Recurrence(Frequency.MONTHLY, 1, 32)

@@ -48,6 +48,7 @@ def task_to_row(task: Task) -> dict[str, Any]:
         "remind_at": task.remind_at,
         "recurrence_frequency": None if recurrence is None else recurrence.frequency.value,
         "recurrence_interval": None if recurrence is None else recurrence.interval,
+        "recurrence_anchor": None if recurrence is None else recurrence.anchor_day,
         "completed_at": task.completed_at,
         "created_at": task.created_at,
         "updated_at": task.updated_at,
@@ -75,7 +76,9 @@ def task_from_row(row: Mapping[Any, Any], owner: Owner | None = None) -> Task:
         tags=_tags(row["tags"]),
         due_date=_aware(row["due_date"]),
         remind_at=_aware(row["remind_at"]),
-        recurrence=None if frequency is None else Recurrence(frequency, row["recurrence_interval"]),
+        recurrence=None
+        if frequency is None
+        else Recurrence(frequency, row["recurrence_interval"], row["recurrence_anchor"]),
         completed_at=_aware(row["completed_at"]),
         version=row["version"],
         deleted_at=_aware(row["deleted_at"]),
@@ -124,6 +127,7 @@ def from_snapshot(text: str) -> Task:
     row["parent_id"] = None if parent is None else UUID(parent)
     row.setdefault("position", "a0")
     row.setdefault("time_zone", None)
+    row.setdefault("recurrence_anchor", None)  # nor an anchor before 0.3
     for name in _DATETIMES:
         row[name] = None if row[name] is None else datetime.fromisoformat(row[name])
     return task_from_row(row)

@@ -84,6 +84,8 @@ tasks = sa.Table(
     sa.Column("parent_id", sa.Uuid(), nullable=True),
     sa.Column("position", CodePointText, nullable=False, server_default="a0"),
     sa.Column("time_zone", sa.String(64), nullable=True),
+    # the day of month a monthly/yearly recurrence aims for (migration 0006)
+    sa.Column("recurrence_anchor", sa.SmallInteger(), nullable=True),
     sa.PrimaryKeyConstraint("user_id", "id", name="pk_tasks"),
 )
 
