@@ -33,7 +33,7 @@ test: lint  ## everything CI runs: lint, then pytest
 DOCS ?= build/docs
 docs: $(STAMP)  ## the Python API reference (pdoc) in build/docs/index.html
 	$(BIN)/pdoc --docformat markdown --no-show-source -o $(DOCS) \
-		todo_domain todo_domain.testing todo_domain.testing.strategies todo_domain.testing.contract todo_adapters
+		todo_domain todo_domain.testing todo_domain.testing.contract todo_testing.strategies todo_adapters
 
 clients: $(STAMP)  ## regenerate clients/typescript (OpenAPI document, types) and type-check it
 	$(BIN)/python scripts/openapi_document.py > clients/typescript/openapi.json

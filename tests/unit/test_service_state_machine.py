@@ -20,7 +20,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 from todo_adapters.memory import InMemoryStore
 from todo_domain import NewTask, Sort, SortField, Status, TaskNotFound, TaskPatch, TaskQuery, TaskService
 from todo_domain.testing import ManualClock, SequentialIds
-from todo_domain.testing.strategies import moments
+from todo_testing.strategies import moments
 
 OWNERS = ("alice", "bob")
 PRIORITY_RANK = {"low": 0, "medium": 1, "high": 2}

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from todo_domain import InvalidTask, NewTask, Recurrence, Status, Task, TaskPatch
-from todo_domain.testing.strategies import advances, moments, new_tasks, patches, recurrences
 from todo_domain.values import Frequency
+from todo_testing.strategies import advances, moments, new_tasks, patches, recurrences
 
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
 

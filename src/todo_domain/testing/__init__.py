@@ -10,9 +10,9 @@
     clock.advance(timedelta(days=1))  # overdue tasks are overdue now
 
 - `ManualClock`, `SequentialIds`: a clock you move by hand and predictable, increasing ids.
-- `todo_domain.testing.strategies`: hypothesis strategies for drafts, patches and queries
-  (needs `hypothesis`, e.g. `pip install 'todo-service[testing]'`); they are also registered
-  with hypothesis, so `st.from_type(NewTask)` builds valid drafts.
+- hypothesis strategies for drafts, patches and queries are in `todo_testing.strategies` (the
+  `[testing]` extra: they need hypothesis, and the domain imports the standard library only);
+  they are registered with hypothesis, so `st.from_type(NewTask)` builds valid drafts.
 - `todo_domain.testing.contract`: the checks every `TaskStore` must pass, for people writing
   their own store.
 """

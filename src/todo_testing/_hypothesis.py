@@ -1,6 +1,6 @@
 """The hook hypothesis runs when it is imported (the package's `hypothesis` entry point).
 
-It must not import `todo_domain.testing.strategies` itself: that module imports hypothesis, so
+It must not import `todo_testing.strategies` itself: that module imports hypothesis, so
 when it is the first to do so the hook runs while it is still half-imported. The strategies
 are therefore registered deferred, and looked up at the first draw.
 """
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from todo_domain.model import NewTask, TaskPatch
 from todo_domain.query import TaskQuery
-from todo_domain.testing import strategies as ours  # maybe half-imported here: used at draw time
+from todo_testing import strategies as ours  # maybe half-imported here: used at draw time
 
 
 def register() -> None:

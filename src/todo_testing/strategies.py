@@ -2,7 +2,7 @@
 
     from hypothesis import given, strategies as st
     from todo_domain import NewTask
-    from todo_domain.testing.strategies import new_tasks, patches, queries
+    from todo_testing.strategies import new_tasks, patches, queries
 
     @given(st.from_type(NewTask))        # registered: the same as new_tasks()
     def test_titles_survive(draft): ...
@@ -21,7 +21,7 @@ try:
     from hypothesis import strategies as st
 except ImportError as missing:  # pragma: no cover  (exercised by the install test)
     raise ImportError(
-        "todo_domain.testing.strategies needs hypothesis: pip install 'todo-service[testing]'"
+        "todo_testing.strategies needs hypothesis: pip install 'todo-service[testing]'"
     ) from missing
 
 from todo_domain.model import NewTask, TaskPatch
