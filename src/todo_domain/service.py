@@ -262,14 +262,10 @@ class TaskService:
             has_more=log.has_more,
         )
 
-    async def follow_from(self, owner: str, since: str | None = None) -> ChangeToken:
-        """Where a live reader of the feed starts: `since` once checked (it must decode and be
-        fresh), or the owner's newest revision. Raises as `list_changes`."""
+    async def current_token(self, owner: str) -> ChangeToken:
+        """Where a live reader of the feed starts when it has no token: the owner's newest
+        revision (one read). With a token, its first `changes_after` both checks and replays."""
         owner = Owner(owner)
-        if since is not None:
-            token = ChangeToken.decode(since)
-            await self._changes(owner, token, 1)  # checks the token is fresh
-            return token
         async with self._store.begin(read_only=True) as uow:
             page = await uow.feed.since(owner, MAX_REVISION, 1, include_deleted=True)
         return ChangeToken(page.owner_revision, self._clock.now())

@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from todo_adapters.changes import Subscription, TooManyFollowers
-from todo_domain import ChangeToken, ChangeTokenExpired, StorageUnavailable, TaskService
+from todo_domain import ChangeLog, ChangeToken, ChangeTokenExpired, StorageUnavailable, TaskService
 from todo_entrypoints.container import Adapters
 from todo_entrypoints.http.deps import (
     AdaptersDep,
@@ -105,13 +105,19 @@ async def stream(
         str | None, Header(alias="Last-Event-ID", max_length=200, description="what EventSource resends")
     ] = None,
 ) -> Response:
-    start = await service.follow_from(owner, last_event_id or since)  # 410 / 422 before any event
-    if request.scope.get(HEAD_SCOPE_KEY):  # the GET's headers; a body that never ends is not sent
-        return Response(media_type="text/event-stream", headers=STREAM_HEADERS)
+    given = last_event_id or since
+    token = None if given is None else ChangeToken.decode(given)  # 422 before any event
     resources = AsyncExitStack()
     try:
         subscription = resources.enter_context(adapters.changes.follow(owner))
         refresh = await _claim_shared_slot(adapters, owner, resources)
+        # Subscribed first, then one read: a commit after it wakes the stream, none is missed.
+        # With a token that read checks it (410 before any event) and is the replay's first page.
+        if token is None:
+            token = await service.current_token(owner)
+            first = ChangeLog((), token, has_more=False)
+        else:
+            first = await service.changes_after(owner, token)
     except TooManyFollowers:
         await resources.aclose()
         limit = adapters.changes.max_per_owner
@@ -121,10 +127,16 @@ async def stream(
             f"At most {limit} open streams per user; close one first.",
             headers={"Retry-After": "5"},
         ) from None
+    except BaseException:
+        await resources.aclose()
+        raise
+    if request.scope.get(HEAD_SCOPE_KEY):  # the GET's headers; a body that never ends is not sent
+        await resources.aclose()
+        return Response(media_type="text/event-stream", headers=STREAM_HEADERS)
     request.scope[EVENT_STREAM_SCOPE_KEY] = True
     heartbeat = request.app.state.container.settings().stream_heartbeat_seconds
     return StreamingResponse(
-        _events(service, owner, start, subscription, heartbeat, refresh),
+        _events(service, owner, token, first, subscription, heartbeat, refresh),
         media_type="text/event-stream",
         headers=STREAM_HEADERS,
         background=BackgroundTask(resources.aclose),  # runs however the stream ends
@@ -150,28 +162,33 @@ async def _events(
     service: TaskService,
     owner: str,
     token: ChangeToken,
+    first: ChangeLog,
     subscription: Subscription,
     heartbeat: float,
     refresh: Callable[[], Awaitable[None]] | None,
 ) -> AsyncIterator[bytes]:
     yield b"retry: %d\n" % RECONNECT_MILLISECONDS + _frame("ready", token, {"token": token.encode()})
     refresh_due = time.monotonic() + heartbeat
+    changes: ChangeLog | None = first
     while True:
-        try:
-            changes = await service.changes_after(owner, token)
-        except ChangeTokenExpired:
-            return  # the client reconnects with its Last-Event-ID and is told 410
-        except StorageUnavailable:
-            log.warning("stream of %s: the database is unavailable; retrying at the next heartbeat", owner)
-        else:
+        if changes is None:
+            try:
+                changes = await service.changes_after(owner, token)
+            except ChangeTokenExpired:
+                return  # the client reconnects with its Last-Event-ID and is told 410
+            except StorageUnavailable:
+                log.warning(
+                    "stream of %s: the database is unavailable; retrying at the next heartbeat", owner
+                )
+        if changes is not None:
             for change in changes.entries:
                 task = change.task
                 if task.deleted:
                     yield _frame("deleted", change.token, {"id": str(task.id)})
                 else:
                     yield _frame("task", change.token, task_to_wire(task))
-            token = changes.next
-            if changes.has_more:
+            token, more, changes = changes.next, changes.has_more, None
+            if more:
                 continue
         if not await subscription.wait(heartbeat):
             yield b": heartbeat\n\n"
