@@ -561,14 +561,17 @@ async def test_a_reused_key_with_another_body_is_422(client: httpx.AsyncClient) 
     headers = {**A, "Idempotency-Key": "retry-2"}
     await client.post("/api/tasks", json={"title": "once"}, headers=headers)
     response = await client.post("/api/tasks", json={"title": "twice"}, headers=headers)
-    assert_problem(response, 422, "idempotency_key_reused")
+    body = assert_problem(response, 422, "idempotency_key_reused")
+    assert [e["field"] for e in body["errors"]] == ["Idempotency-Key"]  # the header, as HTTP names it
 
 
 async def test_a_malformed_key_is_422(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/api/tasks", json={"title": "x"}, headers={**A, "Idempotency-Key": "has space"}
     )
-    assert_problem(response, 422, "validation_error")
+    body = assert_problem(response, 422, "validation_error")
+    assert [e["field"] for e in body["errors"]] == ["Idempotency-Key"]
+    assert body["detail"].startswith("Idempotency-Key: ")  # the detail spells it as the errors do
 
 
 async def test_racing_retries_make_one_task(any_client: httpx.AsyncClient) -> None:

@@ -189,8 +189,8 @@ async def _stream_caller(
     if isinstance(caller, InvalidToken):
         raise caller
     path_user = request.path_params.get("user_id")
-    if path_user is not None and path_user != caller.subject:
-        raise HttpProblem(403, "forbidden", "The user in the path is not the user of the token.")
+    if path_user is not None:
+        _check_path_owner(path_user, caller.subject)
     return caller.subject
 
 
@@ -206,5 +206,9 @@ async def require_path_owner(
     owner: RateLimitedOwnerDep,
 ) -> None:
     """For the `/api/{user_id}/…` routes: the path names the caller, or the request is refused."""
-    if user_id != owner:
+    _check_path_owner(user_id, owner)
+
+
+def _check_path_owner(path_user: str, owner: str) -> None:
+    if path_user != owner:
         raise HttpProblem(403, "forbidden", "The user in the path is not the user of the token.")
