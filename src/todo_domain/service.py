@@ -264,7 +264,8 @@ class TaskService:
 
     async def current_token(self, owner: str) -> ChangeToken:
         """Where a live reader of the feed starts when it has no token: the owner's newest
-        revision (one read). With a token, its first `changes_after` both checks and replays."""
+        revision (one read). With a token, its first `changes_after` both checks and replays.
+        Raises only StorageUnavailable."""
         owner = Owner(owner)
         async with self._store.begin(read_only=True) as uow:
             page = await uow.feed.since(owner, MAX_REVISION, 1, include_deleted=True)
