@@ -22,12 +22,14 @@ from datetime import datetime
 from uuid import UUID
 
 from todo_domain.errors import IdempotencyKeyInFlight, PositionTaken, VersionConflict
+from todo_domain.events import Delivery, EventType, RecordedEvent, TaskEvent
 from todo_domain.hierarchy import MAX_DEPTH, Sibling
 from todo_domain.model import Task
+from todo_domain.ports import IdGenerator
 from todo_domain.query import Page, TagCount, TaskQuery, compare, sort_value
 from todo_domain.sync import FeedPage, StoredKey
 
-__all__ = ["InMemoryStore", "InMemoryUnitOfWork"]
+__all__ = ["InMemoryOutbox", "InMemoryStore", "InMemoryUnitOfWork"]
 
 
 def _copy(task: Task) -> Task:
@@ -52,6 +54,13 @@ class _Store:
     keys_in_flight: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
     # Row locks, as SELECT … FOR UPDATE and UPDATE take them: held until the transaction ends.
     row_locks: dict[UUID, asyncio.Lock] = field(default_factory=dict)
+    # The outbox: every committed event in commit order, which are published, the webhook
+    # deliveries by (owner, sequence, url), and the remind_at value each task last fired for.
+    events: list[RecordedEvent] = field(default_factory=list)
+    published: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    deliveries: dict[tuple[str, int, str], Delivery] = field(default_factory=dict)
+    reminded: dict[UUID, datetime] = field(default_factory=dict)
+    relaying: asyncio.Lock = field(default_factory=asyncio.Lock)  # one claim at a time
 
 
 class _Tasks:
@@ -59,6 +68,7 @@ class _Tasks:
         self._store = store
         self._committed = store.tasks
         self.staged: dict[UUID, tuple[Task, int | None]] = {}
+        self.events: list[tuple[Task, TaskEvent]] = []  # numbered at commit, in this order
         self._locked: list[UUID] = []
 
     async def _lock(self, task_id: UUID) -> None:
@@ -74,15 +84,16 @@ class _Tasks:
             return self.staged[task_id][0]
         return self._committed.get(task_id)
 
-    async def add(self, task: Task) -> None:
+    async def add(self, task: Task, event: TaskEvent) -> None:
         await _round_trip()
         if self._current(task.id) is not None:
             raise ValueError(f"task {task.id} already exists")
         self.staged[task.id] = (_copy(task), None)
+        self.events.append((_copy(task), event))
 
-    async def add_many(self, tasks: Sequence[Task]) -> None:
-        for task in tasks:
-            await self.add(task)
+    async def add_many(self, tasks: Sequence[tuple[Task, TaskEvent]]) -> None:
+        for task, event in tasks:
+            await self.add(task, event)
 
     async def get(self, owner: str, task_id: UUID, *, for_update: bool = False) -> Task | None:
         await _round_trip()
@@ -93,7 +104,7 @@ class _Tasks:
             return None
         return _copy(task)
 
-    async def save(self, task: Task, *, expected_version: int) -> None:
+    async def save(self, task: Task, *, expected_version: int, event: TaskEvent) -> None:
         await _round_trip()
         await self._lock(task.id)
         stored = self._current(task.id)
@@ -103,6 +114,7 @@ class _Tasks:
             raise VersionConflict(expected_version, stored.version)
         base = self.staged[task.id][1] if task.id in self.staged else expected_version
         self.staged[task.id] = (_copy(task), base)
+        self.events.append((_copy(task), event))
 
     def _visible(self, owner: str) -> list[Task]:
         merged = {k: v for k, v in self._committed.items() if v.owner == owner}
@@ -216,6 +228,14 @@ class _Feed:
         current, purged = self._store.owners.get(owner, [0, 0])
         return FeedPage(tuple(rows[: limit + 1]), current, purged)
 
+    async def reminders_since(self, owner: str, revision: int, limit: int) -> list[RecordedEvent]:
+        await _round_trip()
+        return [
+            e
+            for e in self._store.events
+            if e.owner == owner and e.sequence > revision and e.type is EventType.REMINDER_DUE
+        ][:limit]
+
 
 class _Keys:
     def __init__(self, store: _Store) -> None:
@@ -302,10 +322,17 @@ class _Transaction:
         self._check_positions()
         for task_id, (task, _) in staged.items():
             self._committed[task_id] = task
+        for task, event in self._tasks.events:  # each write its own revision, as on SQL
             owner_state = self._store.owners.setdefault(task.owner, [0, 0])
             owner_state[0] += 1
-            self._store.revisions[task_id] = owner_state[0]
+            self._store.revisions[task.id] = owner_state[0]
+            self._store.events.append(
+                RecordedEvent(
+                    event.id, task.owner, owner_state[0], event.type, task, task.updated_at, event.occurrence
+                )
+            )
         staged.clear()
+        self._tasks.events.clear()
         for slot, stored in self._keys.staged.items():
             self._store.keys[slot] = (stored, stored.task.created_at)
         self.release()
@@ -327,11 +354,154 @@ class _Transaction:
             seen.add(slot)
 
 
+class _Claim:
+    def __init__(self, store: _Store, events: list[RecordedEvent]) -> None:
+        self._store = store
+        self.events = events
+
+    async def published(self, webhook_urls: Sequence[str], now: datetime) -> None:
+        await _round_trip()
+        for event in self.events:
+            self._store.published[(event.owner, event.sequence)] = now
+            for url in webhook_urls:
+                self._store.deliveries[(event.owner, event.sequence, url)] = Delivery(event, url, 0, now, now)
+
+
+class _DueDeliveries:
+    def __init__(self, store: _Store, deliveries: list[Delivery]) -> None:
+        self._store = store
+        self.deliveries = deliveries
+        self._settled: dict[tuple[str, int, str], Delivery | None] = {}
+
+    @staticmethod
+    def _slot(delivery: Delivery) -> tuple[str, int, str]:
+        return delivery.event.owner, delivery.event.sequence, delivery.url
+
+    async def delivered(self, delivery: Delivery) -> None:
+        self._settled[self._slot(delivery)] = None
+
+    async def retry(self, delivery: Delivery, at: datetime, error: str) -> None:
+        attempts = delivery.attempts + 1
+        later = dataclasses.replace(delivery, attempts=attempts, next_attempt_at=at, last_error=error)
+        self._settled[self._slot(delivery)] = later
+
+    async def give_up(self, delivery: Delivery, error: str) -> None:
+        attempts = delivery.attempts + 1
+        dead = dataclasses.replace(delivery, attempts=attempts, last_error=error, dead=True)
+        self._settled[self._slot(delivery)] = dead
+
+    async def commit(self) -> None:
+        await _round_trip()
+        for slot, after in self._settled.items():
+            if after is None:
+                self._store.deliveries.pop(slot, None)
+            else:
+                self._store.deliveries[slot] = after
+        self._settled.clear()
+
+
+class InMemoryOutbox:
+    """The outbox of an InMemoryStore (todo_domain.ports.EventOutbox): one worker at a time
+    claims events or deliveries, as per-owner locks would allow on SQL."""
+
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+
+    @asynccontextmanager
+    async def claim(self, limit: int) -> AsyncIterator[_Claim]:
+        async with self._store.relaying:
+            await _round_trip()
+            published = self._store.published
+            pending = [e for e in self._store.events if (e.owner, e.sequence) not in published]
+            yield _Claim(self._store, pending[:limit])
+
+    @asynccontextmanager
+    async def due_deliveries(self, now: datetime, limit: int) -> AsyncIterator[_DueDeliveries]:
+        async with self._store.relaying:
+            await _round_trip()
+            due = sorted(
+                (d for d in self._store.deliveries.values() if not d.dead and d.next_attempt_at <= now),
+                key=lambda d: (d.next_attempt_at, d.event.owner, d.event.sequence),
+            )
+            yield _DueDeliveries(self._store, due[:limit])
+
+    async def fire_reminders(
+        self, now: datetime, *, skip_before: datetime, late_before: datetime, ids: IdGenerator, limit: int
+    ) -> list[RecordedEvent]:
+        await _round_trip()
+        store = self._store
+        due = sorted(
+            (
+                t
+                for t in store.tasks.values()
+                if t.remind_at is not None
+                and t.remind_at <= now
+                and not t.deleted
+                and not t.completed
+                and store.reminded.get(t.id) != t.remind_at
+            ),
+            key=lambda t: (t.remind_at, t.id),
+        )[:limit]
+        fired = []
+        for task in due:
+            assert task.remind_at is not None
+            store.reminded[task.id] = task.remind_at
+            if task.remind_at < skip_before:
+                continue
+            owner_state = store.owners.setdefault(task.owner, [0, 0])
+            owner_state[0] += 1
+            event = RecordedEvent(
+                ids.new_id(),
+                task.owner,
+                owner_state[0],
+                EventType.REMINDER_DUE,
+                _copy(task),
+                now,
+                remind_at=task.remind_at,
+                late=task.remind_at < late_before,
+            )
+            store.events.append(event)
+            fired.append(event)
+        return fired
+
+    async def dead_letters(self, limit: int) -> list[Delivery]:
+        await _round_trip()
+        return [d for d in self._store.deliveries.values() if d.dead][:limit]
+
+    async def replay_dead(self, now: datetime) -> int:
+        await _round_trip()
+        dead = [k for k, d in self._store.deliveries.items() if d.dead]
+        for slot in dead:
+            delivery = self._store.deliveries[slot]
+            self._store.deliveries[slot] = dataclasses.replace(
+                delivery, dead=False, attempts=0, first_attempt_at=now, next_attempt_at=now
+            )
+        return len(dead)
+
+    async def lag(self, now: datetime) -> float | None:
+        await _round_trip()
+        published = self._store.published
+        pending = [e.time for e in self._store.events if (e.owner, e.sequence) not in published]
+        return None if not pending else max(0.0, (now - min(pending)).total_seconds())
+
+    async def purge(self, published_before: datetime) -> int:
+        await _round_trip()
+        store = self._store
+        held = {(owner, sequence) for owner, sequence, _ in store.deliveries}
+        gone = {slot for slot, at in store.published.items() if at < published_before and slot not in held}
+        store.events = [e for e in store.events if (e.owner, e.sequence) not in gone]
+        for slot in gone:
+            del store.published[slot]
+        return len(gone)
+
+
 class InMemoryStore:
-    """A process-local task store; every `begin()` is an isolated unit of work over it."""
+    """A process-local task store; every `begin()` is an isolated unit of work over it.
+    `outbox` is what the events worker reads (SPEC §16)."""
 
     def __init__(self) -> None:
         self._store = _Store()
+        self.outbox = InMemoryOutbox(self._store)
 
     async def dispose(self) -> None:
         """Nothing to close (the port's lifecycle, kept so code can swap stores freely)."""

@@ -8,7 +8,8 @@ DomainError
 │   └── IdempotencyKeyReused  the key was already used with a different request
 ├── VersionConflict         expected version differs from the current one
 ├── ChangeTokenExpired      a change-feed token is older than the tombstone retention
-└── StorageUnavailable      the store cannot be reached now; retrying later may work
+├── StorageUnavailable      the store cannot be reached now; retrying later may work
+└── SinkUnavailable         an events sink (broker) refused or did not answer; the worker retries
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "InvalidQuery",
     "InvalidTask",
+    "SinkUnavailable",
     "StorageUnavailable",
     "TaskNotFound",
     "ValidationFailed",
@@ -107,6 +109,11 @@ class ChangeTokenExpired(DomainError):
 
 class StorageUnavailable(DomainError):
     """The store is unreachable, exhausted or timed out; the message never holds secrets."""
+
+
+class SinkUnavailable(DomainError):
+    """A broker the worker publishes to failed (down, timed out, refused the batch); the batch
+    stays in the outbox and is published again later. The message names the sink."""
 
 
 class PositionTaken(DomainError):

@@ -314,6 +314,9 @@ class Task:
     parent_id: UUID | None = None
     position: str = "a0"
     time_zone: TimeZone | None = None
+    # Not stored: set when a change of this object rolled a recurring task forward, to the due
+    # date of the occurrence it completed (what its `task.completed` event reports).
+    occurrence_done: datetime | None = field(default=None, init=False, repr=False)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Task) and other.id == self.id
@@ -467,6 +470,7 @@ class Task:
             raise InvalidTask.one(
                 "due_date", "the next occurrence would fall after the year 9999", "out_of_range"
             ) from None
+        self.occurrence_done = due
         self.due_date, self.remind_at = next_due, next_remind
 
     def _touch(self, now: datetime) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from todo_domain.events import Delivery, RecordedEvent, TaskEvent
 from todo_domain.hierarchy import Sibling
 from todo_domain.model import Task
 from todo_domain.query import Page, TagCount, TaskQuery
@@ -17,11 +18,16 @@ __all__ = [
     "ChangeFeed",
     "ChangeSignal",
     "Clock",
+    "DeliveryBatch",
+    "EventOutbox",
+    "EventSink",
     "IdGenerator",
     "IdempotencyKeys",
+    "OutboxBatch",
     "TaskRepository",
     "TaskStore",
     "UnitOfWork",
+    "WebhookSender",
 ]
 
 
@@ -48,11 +54,14 @@ class IdGenerator(Protocol):
 
 
 class TaskRepository(Protocol):
-    """Tasks of one unit of work. Every method is scoped to one owner; deleted tasks are invisible."""
+    """Tasks of one unit of work. Every method is scoped to one owner; deleted tasks are invisible.
 
-    async def add(self, task: Task) -> None: ...
+    Every write takes the owner's next revision and records its event (SPEC §16) in the outbox
+    with that revision as the event's sequence, in the same transaction."""
 
-    async def add_many(self, tasks: Sequence[Task]) -> None:
+    async def add(self, task: Task, event: TaskEvent) -> None: ...
+
+    async def add_many(self, tasks: Sequence[tuple[Task, TaskEvent]]) -> None:
         """New tasks in order, each its own revision, in as few round trips as the store can."""
         ...
 
@@ -60,7 +69,7 @@ class TaskRepository(Protocol):
         """A copy of the stored task; `for_update` locks it until the unit of work ends."""
         ...
 
-    async def save(self, task: Task, *, expected_version: int) -> None:
+    async def save(self, task: Task, *, expected_version: int, event: TaskEvent) -> None:
         """Compare-and-set: stores `task` only if the stored version is still `expected_version`,
         else raises VersionConflict."""
         ...
@@ -130,6 +139,11 @@ class ChangeFeed(Protocol):
         revision order, with the owner's revision read in the same snapshot."""
         ...
 
+    async def reminders_since(self, owner: str, revision: int, limit: int) -> Sequence[RecordedEvent]:
+        """The owner's fired reminders (`reminder.due` events still in the outbox) numbered after
+        `revision`, up to `limit`, in sequence order: live readers merge them with the feed."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One unit of work in progress: its tasks, keys and feed. Nothing is kept unless
@@ -162,3 +176,94 @@ class TaskStore(Protocol):
         """Closes what the store holds open (a pool); the store is not used afterwards. Stores
         are also async context managers: `async with SqlStore.from_url(url) as store: …`."""
         ...
+
+
+class OutboxBatch(Protocol):
+    """Events claimed by one worker: nobody else relays these owners' events until it ends."""
+
+    @property
+    def events(self) -> Sequence[RecordedEvent]:
+        """In sequence order per owner; every earlier event of these owners is published."""
+        ...
+
+    async def published(self, webhook_urls: Sequence[str], now: datetime) -> None:
+        """Marks the events published and schedules one delivery per webhook endpoint, then
+        commits. Leaving the batch without it leaves the events to the next claim."""
+        ...
+
+
+class DeliveryBatch(Protocol):
+    """Webhook deliveries due now, claimed by one worker; each is settled, then `commit()`."""
+
+    @property
+    def deliveries(self) -> Sequence[Delivery]:
+        """By owner and sequence."""
+        ...
+
+    async def delivered(self, delivery: Delivery) -> None: ...
+
+    async def retry(self, delivery: Delivery, at: datetime, error: str) -> None: ...
+
+    async def give_up(self, delivery: Delivery, error: str) -> None:
+        """Keeps it as a dead letter (listed, and sent again by `EventOutbox.replay_dead`)."""
+        ...
+
+    async def commit(self) -> None: ...
+
+
+class EventOutbox(Protocol):
+    """What the worker needs of a store's outbox (its events, reminders and webhook deliveries)."""
+
+    def claim(self, limit: int) -> AbstractAsyncContextManager[OutboxBatch]:
+        """Up to `limit` unpublished events of owners no other worker holds now."""
+        ...
+
+    def due_deliveries(self, now: datetime, limit: int) -> AbstractAsyncContextManager[DeliveryBatch]:
+        """Up to `limit` webhook deliveries due by `now` that no other worker holds."""
+        ...
+
+    async def fire_reminders(
+        self, now: datetime, *, skip_before: datetime, late_before: datetime, ids: IdGenerator, limit: int
+    ) -> Sequence[RecordedEvent]:
+        """Fires up to `limit` due reminders, each once per (task, remind_at): records a
+        `reminder.due` event with the owner's next revision and disarms it, in one transaction
+        (concurrent workers never fire the same one). Reminders due before `late_before` are
+        `late`; those due before `skip_before` are disarmed without an event."""
+        ...
+
+    async def dead_letters(self, limit: int) -> Sequence[Delivery]: ...
+
+    async def replay_dead(self, now: datetime) -> int:
+        """Every dead letter due again now, with a fresh retry budget; how many."""
+        ...
+
+    async def lag(self, now: datetime) -> float | None:
+        """Seconds since the oldest unpublished event was recorded; None when all are published."""
+        ...
+
+    async def purge(self, published_before: datetime) -> int:
+        """Removes events published before then with no delivery left; how many."""
+        ...
+
+
+class EventSink(Protocol):
+    """A broker the worker publishes to (NATS JetStream, Redis Streams)."""
+
+    name: str
+
+    async def publish(self, events: Sequence[RecordedEvent]) -> None:
+        """All of them, in order, or raise: the worker publishes the same batch again later
+        (so a sink must keep one copy per event id, or the events' order, across retries)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class WebhookSender(Protocol):
+    """Sends one signed delivery to its endpoint."""
+
+    async def send(self, delivery: Delivery) -> str | None:
+        """None when the endpoint accepted it (any 2xx), else what went wrong."""
+        ...
+
+    async def close(self) -> None: ...

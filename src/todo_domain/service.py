@@ -24,6 +24,7 @@ from todo_domain.errors import (
     ValidationFailed,
     VersionConflict,
 )
+from todo_domain.events import EventType, TaskEvent, classify
 from todo_domain.model import UNSET, NewTask, Placement, Task, TaskPatch, Unset, reference, task_id_of
 from todo_domain.ports import ChangeSignal, Clock, IdGenerator, TaskStore, UnitOfWork
 from todo_domain.query import Page, TagCount, TaskQuery
@@ -155,8 +156,10 @@ class TaskService:
         tombstone_retention: timedelta = timedelta(days=30),
         idempotency_retention: timedelta = timedelta(hours=24),
         signal: ChangeSignal | None = None,
+        event_ids: IdGenerator | None = None,
     ) -> None:
         self._store = store
+        self._event_ids = event_ids or Uuid7Generator()
         self._signal = signal or _NO_SIGNAL
         self._clock = clock or SystemClock()
         self._ids = ids or Uuid7Generator()
@@ -199,7 +202,7 @@ class TaskService:
         task_id = self._ids.new_id()
         placement = Placement(parent, positions.after_last(last, task_id))
         task = Task.create(task_id, owner, new, self._clock.now(), placement)
-        await uow.tasks.add(task)
+        await uow.tasks.add(task, self._event(EventType.TASK_CREATED))
         if key is not None:
             await uow.keys.remember(owner, key.key, key.fingerprint, task)
         return Creation(task)
@@ -471,7 +474,7 @@ class TaskService:
         stored = await uow.keys.find_many(owner, list(keys.values()))
         chains: _Chains = {}  # the tasks made here: themselves, then their ancestors
         lasts: dict[UUID | None, str | None] = {}
-        fresh: builtins.list[Task] = []
+        fresh: builtins.list[tuple[Task, TaskEvent]] = []
         remembered: builtins.list[tuple[str, str, Task]] = []
         results: _Results = []
         for index, command in run:
@@ -483,7 +486,7 @@ class TaskService:
                     task = stored[key].task
                 else:
                     task = await self._new_in_run(uow, owner, command, after, chains, lasts)
-                    fresh.append(task)
+                    fresh.append((task, self._event(EventType.TASK_CREATED)))
                     remembered.append((key, wanted, task))
             except DomainError as exc:
                 if command.temp_id is not None:
@@ -574,6 +577,12 @@ class TaskService:
         return Outcome(command.id, command.op, result)
 
     # -- the changes ------------------------------------------------------------------------------
+
+    def _event(self, kind: EventType, occurrence: datetime | None = None) -> TaskEvent:
+        return TaskEvent(self._event_ids.new_id(), kind, occurrence)
+
+    def _event_of(self, task: Task, was_completed: bool, was_deleted: bool) -> TaskEvent:
+        return self._event(*classify(task, was_completed=was_completed, was_deleted=was_deleted))
 
     def _replacing(self, new: NewTask) -> Edit:
         async def change(uow: UnitOfWork, task: Task, now: datetime) -> Sequence[Task]:
@@ -672,21 +681,25 @@ class TaskService:
         loaded, was_completed, was_deleted = task.version, task.completed, task.deleted
         now = self._clock.now()
         others = list(await change(uow, task, now))
+        before: dict[UUID, tuple[bool, bool]] = {}  # of the subtasks that follow
         if hierarchy.changes_subtree(task, was_completed, was_deleted):
             subtree = [t for _, t in await uow.tasks.descendants(owner, task.id)]
+            before = {t.id: (t.completed, t.deleted) for t in subtree}
             others += hierarchy.follow(task, was_completed, was_deleted, subtree, now)
         if task.version == loaded and not others:
             return _Unchanged(task)  # nothing changed: no write, no version bump
         if task.version != loaded:
             try:
-                await uow.tasks.save(task, expected_version=loaded)
+                event = self._event_of(task, was_completed, was_deleted)
+                await uow.tasks.save(task, expected_version=loaded, event=event)
             except VersionConflict as conflict:
                 if expected_version is not None:
                     raise  # the caller's precondition: theirs to resolve
                 raise _LostRace(conflict) from None
         for other in others:
             try:
-                await uow.tasks.save(other, expected_version=other.version - 1)
+                event = self._event_of(other, *before.get(other.id, (other.completed, other.deleted)))
+                await uow.tasks.save(other, expected_version=other.version - 1, event=event)
             except VersionConflict as conflict:  # a subtask or sibling changed meanwhile
                 raise _LostRace(conflict) from None
         if key is not None:

@@ -30,9 +30,10 @@ from todo_domain import (
     ValidationFailed,
     VersionConflict,
 )
+from todo_domain.events import EventType
 from todo_domain.model import Placement
 from todo_domain.query import compare, sort_value
-from todo_domain.testing import T0, ManualClock, SequentialIds
+from todo_domain.testing import T0, ManualClock, SequentialIds, task_event
 from todo_domain.values import Frequency
 
 
@@ -125,11 +126,11 @@ async def test_work_left_without_commit_is_rolled_back(uow: TaskStore, alice: st
     kept = await service.create(alice, NewTask(title="kept"))
     draft = Task.create(SequentialIds().new_id(), alice, NewTask(title="dropped"), T0, Placement(None, "Zz"))
     async with uow.begin() as tx:
-        await tx.tasks.add(draft)
+        await tx.tasks.add(draft, task_event(EventType.TASK_CREATED))
         loaded = await tx.tasks.get(alice, kept.id, for_update=True)
         assert loaded is not None
         loaded.update(TaskPatch(title="uncommitted"), T0 + timedelta(seconds=1))
-        await tx.tasks.save(loaded, expected_version=1)
+        await tx.tasks.save(loaded, expected_version=1, event=task_event())
     assert (await service.get(alice, kept.id)).title == "kept"
     with pytest.raises(TaskNotFound):
         await service.get(alice, draft.id)
@@ -139,7 +140,7 @@ async def test_an_exception_inside_a_transaction_rolls_it_back(uow: TaskStore, a
     draft = Task.create(SequentialIds().new_id(), alice, NewTask(title="dropped"), T0, Placement(None, "Zz"))
     with pytest.raises(RuntimeError):
         async with uow.begin() as tx:
-            await tx.tasks.add(draft)
+            await tx.tasks.add(draft, task_event(EventType.TASK_CREATED))
             raise RuntimeError("boom")
     async with uow.begin() as tx:
         assert await tx.tasks.get(alice, draft.id) is None
@@ -177,7 +178,7 @@ async def test_a_stale_compare_and_set_is_a_version_conflict(
     task.update(TaskPatch(title="stale"), T0 + timedelta(days=1))
     async with uow.begin() as tx:
         with pytest.raises(VersionConflict):
-            await tx.tasks.save(task, expected_version=1)
+            await tx.tasks.save(task, expected_version=1, event=task_event())
     assert (await service.get(alice, task.id)).title == "v2"
 
 

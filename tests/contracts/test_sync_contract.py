@@ -20,9 +20,10 @@ from todo_domain import (
     TaskStore,
     ValidationFailed,
 )
+from todo_domain.events import EventType
 from todo_domain.model import Placement
 from todo_domain.sync import ChangeToken, fingerprint
-from todo_domain.testing import T0, ManualClock, SequentialIds
+from todo_domain.testing import T0, ManualClock, SequentialIds, task_event
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ async def test_a_key_in_flight_waits_for_its_holder(uow: TaskStore, alice: str, 
     async def slow_first() -> None:
         with contextlib.suppress(RuntimeError):
             async with uow.begin() as tx:
-                await tx.tasks.add(holder)
+                await tx.tasks.add(holder, task_event(EventType.TASK_CREATED))
                 await tx.keys.remember(alice, "slow-key", fingerprint(draft), holder)
                 holding.set()
                 await release.wait()
@@ -137,7 +138,7 @@ async def test_a_key_is_stored_with_its_task_or_not_at_all(uow: TaskStore, alice
     task = Task.create(SequentialIds().new_id(), alice, NewTask(title="t"), T0, Placement(None, "Zz"))
     with pytest.raises(RuntimeError):
         async with uow.begin() as tx:
-            await tx.tasks.add(task)
+            await tx.tasks.add(task, task_event(EventType.TASK_CREATED))
             await tx.keys.remember(alice, "k", "fingerprint", task)
             raise RuntimeError("crash before commit")
     async with uow.begin() as tx:

@@ -8,6 +8,7 @@ import uuid
 
 from todo_adapters.sql import SqlStore
 from todo_domain import NewTask, TaskPatch, TaskService
+from todo_domain.testing import task_event
 
 
 async def test_a_late_commit_is_not_skipped_by_a_polling_client(postgres_url: str) -> None:
@@ -22,7 +23,7 @@ async def test_a_late_commit_is_not_skipped_by_a_polling_client(postgres_url: st
             task = await slow.tasks.get(owner, early.id, for_update=True)
             assert task is not None
             task.update(TaskPatch(title="slow edit"), task.updated_at)
-            await slow.tasks.save(task, expected_version=1)
+            await slow.tasks.save(task, expected_version=1, event=task_event())
             fast = asyncio.create_task(service.create(owner, NewTask(title="fast create")))
             await asyncio.sleep(0.3)
             polled = await service.list_changes(owner, token)  # while both are in flight

@@ -13,6 +13,7 @@ from todo_adapters.sql import DatabaseConfig, SqlStore
 from todo_adapters.sql import backends as backends_module
 from todo_adapters.sql.unit_of_work import SqlTransaction
 from todo_domain import NewTask, StorageUnavailable, TaskPatch, TaskService
+from todo_domain.testing import task_event
 
 
 def _raw(tx: SqlTransaction) -> Any:
@@ -100,7 +101,7 @@ async def test_leaving_without_commit_rolls_back_and_the_connection_is_reusable(
                 loaded = await tx.tasks.get("rollback", task.id, for_update=True)
                 assert loaded is not None
                 loaded.update(TaskPatch(title="after"), loaded.updated_at)
-                await tx.tasks.save(loaded, expected_version=task.version)
+                await tx.tasks.save(loaded, expected_version=task.version, event=task_event())
                 raise RuntimeError("the use case failed half-way")
         assert (await service.get("rollback", task.id)).title == "before"
     finally:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from todo_adapters.memory import InMemoryStore
 from todo_domain import NewTask, TaskPatch, TaskQuery, TaskService
+from todo_domain.testing import task_event
 
 
 async def test_a_commit_can_land_between_two_calls_of_one_read() -> None:
@@ -39,7 +40,7 @@ async def test_a_row_read_for_update_waits_for_the_transaction_holding_it() -> N
             await asyncio.sleep(0)
         assert not second.done()
         held.update(TaskPatch(title="v2"), datetime.now(UTC))
-        await first.tasks.save(held, expected_version=1)
+        await first.tasks.save(held, expected_version=1, event=task_event())
         await first.commit()
     assert (await second).version == 3
 

@@ -16,8 +16,10 @@ from uuid import UUID
 
 from todo_adapters.sql.backends import DuplicateKey, Session
 from todo_adapters.sql.rows import (
+    bucket_of,
     count_changes,
     counted,
+    event_from_row,
     from_snapshot,
     snapshot,
     tag_changes,
@@ -26,6 +28,7 @@ from todo_adapters.sql.rows import (
 )
 from todo_adapters.sql.statements import COUNTERS, Statements, drop_tags, find_plan, row_params
 from todo_domain.errors import IdempotencyKeyInFlight, PositionTaken, VersionConflict
+from todo_domain.events import RecordedEvent, TaskEvent
 from todo_domain.hierarchy import Sibling
 from todo_domain.model import Task
 from todo_domain.query import Page, TagCount, TaskQuery
@@ -52,25 +55,25 @@ class SqlTaskRepository:
         # without a query, until this unit of work adds a child).
         self._childless: set[UUID] = set()
 
-    async def add(self, task: Task) -> None:
-        await self._insert([task])
+    async def add(self, task: Task, event: TaskEvent) -> None:
+        await self._insert([(task, event)])
 
-    async def add_many(self, tasks: Sequence[Task]) -> None:
+    async def add_many(self, tasks: Sequence[tuple[Task, TaskEvent]]) -> None:
         """New tasks in order, each its own revision. PostgreSQL: one pipelined executemany of
         the insert (whose CTEs bump the revision and store the tags per row); SQLite: row by
         row, its bump and insert alternating (a local call each)."""
         if self._sql.insert_writes_tags:
             await self._insert(tasks)
         else:
-            for task in tasks:
-                await self._insert([task])
+            for pair in tasks:
+                await self._insert([pair])
 
-    async def _insert(self, tasks: Sequence[Task]) -> None:
-        if not tasks:
+    async def _insert(self, pairs: Sequence[tuple[Task, TaskEvent]]) -> None:
+        if not pairs:
             return
         rows = []
-        for task in tasks:
-            params = self._write_params(task, None)
+        for task, event in pairs:
+            params = self._write_params(task, None, event)
             params["new_tags"] = list(task.tags)
             rows.append(params)
         try:
@@ -81,7 +84,7 @@ class SqlTaskRepository:
                     await self._db.execute_many(statement, rows)
         except DuplicateKey:  # ids are fresh UUIDs: the unique key taken is a sibling position
             raise PositionTaken() from None
-        for task in tasks:
+        for task, _ in pairs:
             self._childless.discard(task.parent_id)
             if self._sql.insert_writes_tags:
                 self._loaded_tags[task.id] = task.tags
@@ -100,7 +103,7 @@ class SqlTaskRepository:
             self._childless.add(task.id)
         return task
 
-    async def save(self, task: Task, *, expected_version: int) -> None:
+    async def save(self, task: Task, *, expected_version: int, event: TaskEvent) -> None:
         if task.parent_id is not None:  # it may have just become somebody's child
             self._childless.discard(task.parent_id)
         """Compare-and-set on `version`, with the owner's revision bump in the same write."""
@@ -109,7 +112,7 @@ class SqlTaskRepository:
         else:  # saved without being read here: ask the row (the UPDATE below locks it anyway)
             row = await self._db.fetchrow(self._sql.status_of, {"owner": task.owner, "task_id": task.id})
             before = None if row is None or row["deleted_at"] is not None else Status(row["status"])
-        params = self._write_params(task, before)
+        params = self._write_params(task, before, event)
         params["expected_version"] = expected_version
         try:
             for statement in self._sql.update:
@@ -124,11 +127,20 @@ class SqlTaskRepository:
         self._loaded_status[task.id] = counted(task)
 
     @staticmethod
-    def _write_params(task: Task, before: Status | None) -> dict[str, Any]:
-        """The row's values, and how the owner's status counters move (`before` → now)."""
-        params = row_params(task_to_row(task))
+    def _write_params(task: Task, before: Status | None, event: TaskEvent) -> dict[str, Any]:
+        """The row's values, how the owner's status counters move (`before` → now), and the
+        write's event for the outbox (statements.record_event)."""
+        row = task_to_row(task)
+        params = row_params(row)
         params.update(zip(_DELTAS, count_changes(before, counted(task)).values(), strict=True))
         params["owner"], params["task_id"] = task.owner, task.id
+        params["e_id"], params["e_bucket"], params["e_type"] = (
+            event.id,
+            bucket_of(task.owner),
+            event.type.value,
+        )
+        params["e_task"], params["e_time"] = snapshot(task, row), task.updated_at
+        params["e_occurrence"] = event.occurrence
         return params
 
     async def _write_tags(self, task: Task, before: Sequence[str] | None) -> None:
@@ -207,6 +219,10 @@ class SqlChangeFeed:
         current, purged = int(rows[0]["owner_revision"]), int(rows[0]["purged_revision"])
         entries = tuple((int(r["revision"]), task_from_row(r)) for r in rows if r["id"] is not None)
         return FeedPage(entries, current, purged)
+
+    async def reminders_since(self, owner: str, revision: int, limit: int) -> list[RecordedEvent]:
+        params = {"owner": owner, "since": revision, "limit": limit}
+        return [event_from_row(r) for r in await self._db.fetch(self._sql.reminders_since, params)]
 
 
 class SqlIdempotencyKeys:

@@ -7,6 +7,7 @@ RowMapping both work; the per-status counting rules of the `owners` row live her
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +15,8 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
+from todo_adapters.sql.tables import EVENT_BUCKETS
+from todo_domain.events import EventType, RecordedEvent
 from todo_domain.model import Task
 from todo_domain.query import TaskQuery, fold, search_text
 from todo_domain.values import Description, Owner, Priority, Recurrence, Status, Tags, TimeZone, Title
@@ -21,9 +24,11 @@ from todo_domain.values import Description, Owner, Priority, Recurrence, Status,
 __all__ = [
     "STATUS_COUNT",
     "TagChanges",
+    "bucket_of",
     "count_changes",
     "counted",
     "counted_statuses",
+    "event_from_row",
     "from_snapshot",
     "snapshot",
     "tag_changes",
@@ -110,9 +115,10 @@ def _aware(value: Any) -> Any:
 _DATETIMES = ("due_date", "remind_at", "completed_at", "created_at", "updated_at", "deleted_at")
 
 
-def snapshot(task: Task) -> str:
-    """The task as JSON text, for the idempotency record (replayed byte for byte later)."""
-    row = task_to_row(task)
+def snapshot(task: Task, row: dict[str, Any] | None = None) -> str:
+    """The task as JSON text, for the idempotency record (replayed byte for byte later) and the
+    outbox; `row` is its task_to_row if the caller has it already (it is not changed)."""
+    row = task_to_row(task) if row is None else dict(row)
     row["id"] = str(task.id)
     row["parent_id"] = None if task.parent_id is None else str(task.parent_id)
     for name in _DATETIMES:
@@ -188,3 +194,25 @@ def counted_statuses(query: TaskQuery) -> frozenset[Status] | None:
     if query.completed is not None:
         statuses = frozenset(s for s in statuses if (s is Status.COMPLETED) == query.completed)
     return statuses
+
+
+def bucket_of(owner: str) -> int:
+    """Stable across processes and versions (not Python's hash, which is salted)."""
+    return zlib.crc32(owner.encode()) % EVENT_BUCKETS
+
+
+_EVENT_TYPES = {t.value: t for t in EventType}
+
+
+def event_from_row(row: Mapping[Any, Any]) -> RecordedEvent:
+    return RecordedEvent(
+        id=row["id"],
+        owner=row["user_id"],
+        sequence=int(row["sequence"]),
+        type=_EVENT_TYPES[row["type"]],
+        task=from_snapshot(row["task"]),
+        time=_aware(row["occurred_at"]),
+        occurrence=_aware(row["occurrence"]),
+        remind_at=_aware(row["remind_at"]),
+        late=bool(row["late"]),
+    )

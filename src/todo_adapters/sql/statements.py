@@ -26,19 +26,23 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from todo_adapters.sql.rows import STATUS_COUNT, counted_statuses
-from todo_adapters.sql.tables import idempotency_keys, owners, task_tags, tasks
+from todo_adapters.sql.tables import events, idempotency_keys, owners, task_tags, tasks
+from todo_domain.events import EventType
 from todo_domain.hierarchy import MAX_DEPTH
 from todo_domain.query import SortField, TaskQuery
 from todo_domain.values import Status
 
 __all__ = [
     "COUNTERS",
+    "READ_COLUMNS",
     "ROW_COLUMNS",
     "FindPlan",
     "Statements",
     "Write",
     "drop_tags",
     "find_plan",
+    "record_event",
+    "reminder_write",
     "row_params",
 ]
 
@@ -47,9 +51,10 @@ Write = tuple[sa.Executable, ...]
 
 # What a read returns: every column the entity is rebuilt from (the derived search columns and
 # the revision stay in the database).
-_READ = [c for c in tasks.c if c.name not in ("title_key", "search_text", "revision")]
-# What a write sets, by the names rows.task_to_row uses.
-ROW_COLUMNS = tuple(c.name for c in tasks.c if c.name != "revision")
+_READ = [c for c in tasks.c if c.name not in ("title_key", "search_text", "revision", "reminded_for")]
+READ_COLUMNS = tuple(_READ)
+# What a write sets, by the names rows.task_to_row uses (the worker alone sets reminded_for).
+ROW_COLUMNS = tuple(c.name for c in tasks.c if c.name not in ("revision", "reminded_for"))
 _UPDATED = [name for name in ROW_COLUMNS if name not in ("user_id", "id", "created_at")]
 # The per-status counters of the owner's row; a write moves each by the parameter "d_<name>".
 COUNTERS = tuple(STATUS_COUNT.values())
@@ -104,8 +109,31 @@ def row_params(row: Mapping[str, Any]) -> dict[str, Any]:
     return {param: row[name] for name, param in _ROW_PARAMS}
 
 
+def record_event(sequence: Any, *, reminder: bool = False) -> sa.Insert:
+    """An event into the outbox (SPEC §16), numbered `sequence` (the bumped revision); its
+    values are the `e_*` parameters (repository._write_params; a reminder's also `e_remind_at`
+    and `e_late`)."""
+    extra = {}
+    if reminder:
+        extra = {
+            "remind_at": sa.bindparam("e_remind_at", type_=events.c.remind_at.type),
+            "late": sa.bindparam("e_late", type_=events.c.late.type),
+        }
+    return events.insert().values(
+        **extra,
+        user_id=_OWNER,
+        sequence=sequence,
+        id=sa.bindparam("e_id", type_=events.c.id.type),
+        bucket=sa.bindparam("e_bucket", type_=events.c.bucket.type),
+        type=sa.bindparam("e_type", type_=events.c.type.type),
+        task=sa.bindparam("e_task", type_=events.c.task.type),
+        occurred_at=sa.bindparam("e_time", type_=events.c.occurred_at.type),
+        occurrence=sa.bindparam("e_occurrence", type_=events.c.occurrence.type),
+    )
+
+
 def _writes(dialect: str) -> tuple[Write, Write]:
-    """(insert, compare-and-set update), each with the owner's bump."""
+    """(insert, compare-and-set update), each with the owner's bump and the write's event."""
     insert_values = _row_values(ROW_COLUMNS)
     update_values = _row_values(_UPDATED)
     compare_and_set = (
@@ -121,17 +149,41 @@ def _writes(dialect: str) -> tuple[Write, Write]:
         new_tags = sa.bindparam("new_tags", type_=postgresql.ARRAY(task_tags.c.tag.type))
         tag_rows = sa.select(_OWNER, _TASK, sa.func.unnest(new_tags))
         add_tags = task_tags.insert().from_select(["user_id", "task_id", "tag"], tag_rows).cte("add_tags")
-        insert = tasks.insert().values(**insert_values, revision=revision).add_cte(bump).add_cte(add_tags)
+        # The event too: a CTE runs whether or not the main statement reads it. (When the
+        # compare-and-set matches no row, the use case rolls the whole unit of work back.)
+        outbox = record_event(revision).cte("outbox")
+        insert = (
+            tasks.insert()
+            .values(**insert_values, revision=revision)
+            .add_cte(bump)
+            .add_cte(add_tags)
+            .add_cte(outbox)
+        )
         update = (
-            tasks.update().where(*compare_and_set).values(**update_values, revision=revision).add_cte(bump)
+            tasks.update()
+            .where(*compare_and_set)
+            .values(**update_values, revision=revision)
+            .add_cte(bump)
+            .add_cte(outbox)
         )
         return (insert,), (update,)
     bumped = sa.select(owners.c.revision).where(owners.c.user_id == _OWNER).scalar_subquery()
-    bump = _bump(sqlite.insert)
+    bump, record = _bump(sqlite.insert), record_event(bumped)
     return (
-        (bump, tasks.insert().values(**insert_values, revision=bumped)),
-        (bump, tasks.update().where(*compare_and_set).values(**update_values, revision=bumped)),
+        (bump, record, tasks.insert().values(**insert_values, revision=bumped)),
+        (bump, record, tasks.update().where(*compare_and_set).values(**update_values, revision=bumped)),
     )
+
+
+def reminder_write(dialect: str) -> Write:
+    """A fired reminder's event, with the owner's bump (counters unchanged: `d_*` = 0); the last
+    statement returns the event's sequence."""
+    if dialect == "postgresql":
+        bump = _bump(postgresql.insert).returning(owners.c.revision).cte("bump")
+        numbered = record_event(sa.select(bump.c.revision).scalar_subquery(), reminder=True)
+        return (numbered.add_cte(bump).returning(events.c.sequence),)
+    bumped = sa.select(owners.c.revision).where(owners.c.user_id == _OWNER).scalar_subquery()
+    return (_bump(sqlite.insert), record_event(bumped, reminder=True).returning(events.c.sequence))
 
 
 def _feed(include_deleted: bool) -> sa.Select[Any]:
@@ -247,6 +299,7 @@ class Statements:
     siblings_in: sa.Select[Any]
     last_position_top: sa.Select[Any]
     last_position_in: sa.Select[Any]
+    reminders_since: sa.Select[Any]
 
     @staticmethod
     @functools.cache
@@ -305,6 +358,14 @@ class Statements:
             siblings_in=_siblings(top_level=False),
             last_position_top=_last_position(top_level=True),
             last_position_in=_last_position(top_level=False),
+            reminders_since=sa.select(events)
+            .where(
+                events.c.user_id == _OWNER,
+                events.c.sequence > sa.bindparam("since", type_=sa.BigInteger()),
+                events.c.type == EventType.REMINDER_DUE.value,
+            )
+            .order_by(events.c.sequence)
+            .limit(sa.bindparam("limit", type_=sa.Integer())),
         )
 
 

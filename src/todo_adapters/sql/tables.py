@@ -16,13 +16,17 @@ from sqlalchemy.dialects import postgresql
 from todo_domain.values import as_utc
 
 __all__ = [
+    "EVENT_BUCKETS",
     "INDEXES_IN_MIGRATIONS",
     "UTCDateTime",
+    "event_buckets",
+    "events",
     "idempotency_keys",
     "metadata",
     "owners",
     "task_tags",
     "tasks",
+    "webhook_deliveries",
 ]
 
 
@@ -86,6 +90,8 @@ tasks = sa.Table(
     sa.Column("time_zone", sa.String(64), nullable=True),
     # the day of month a monthly/yearly recurrence aims for (migration 0006)
     sa.Column("recurrence_anchor", sa.SmallInteger(), nullable=True),
+    # the remind_at value whose reminder last fired (migration 0007; set by the worker only)
+    sa.Column("reminded_for", UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint("user_id", "id", name="pk_tasks"),
 )
 
@@ -150,3 +156,72 @@ task_tags = sa.Table(
     ),
 )
 sa.Index("ix_task_tags_tag", task_tags.c.user_id, task_tags.c.tag, task_tags.c.task_id)
+
+# Armed reminders only (a live, open task whose remind_at has not fired yet): what the worker
+# reads, by time, whatever the number of tasks (migration 0007).
+ARMED = sa.text(
+    "remind_at IS NOT NULL AND deleted_at IS NULL AND status <> 'completed'"
+    " AND (reminded_for IS NULL OR reminded_for <> remind_at)"
+)
+sa.Index("ix_tasks_armed_reminders", tasks.c.remind_at, postgresql_where=ARMED, sqlite_where=ARMED)
+
+# -- the outbox (SPEC §16, migration 0007) -------------------------------------------------------
+
+# Owners are spread over EVENT_BUCKETS buckets (rows.bucket_of); a worker relays the buckets it
+# holds locked, so one owner's events go out through one worker at a time, in sequence order.
+EVENT_BUCKETS = 64
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("sequence", sa.BigInteger(), nullable=False),  # the owner's revision of the write
+    sa.Column("id", sa.Uuid(), nullable=False),
+    sa.Column("bucket", sa.SmallInteger(), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("task", sa.Text(), nullable=False),  # rows.snapshot of the task after the write
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("occurrence", UTCDateTime(), nullable=True),
+    sa.Column("remind_at", UTCDateTime(), nullable=True),
+    sa.Column("late", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("published_at", UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint("user_id", "sequence", name="pk_events"),
+)
+PENDING = sa.text("published_at IS NULL")
+sa.Index(
+    "ix_events_pending",
+    events.c.bucket,
+    events.c.user_id,
+    events.c.sequence,
+    postgresql_where=PENDING,
+    sqlite_where=PENDING,
+)
+sa.Index("ix_events_published", events.c.published_at)
+
+event_buckets = sa.Table(
+    "event_buckets",
+    metadata,
+    sa.Column("bucket", sa.SmallInteger(), nullable=False),
+    sa.PrimaryKeyConstraint("bucket", name="pk_event_buckets"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("sequence", sa.BigInteger(), nullable=False),
+    sa.Column("url", sa.Text(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("first_attempt_at", UTCDateTime(), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("dead", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.PrimaryKeyConstraint("user_id", "sequence", "url", name="pk_webhook_deliveries"),
+    sa.ForeignKeyConstraint(
+        ["user_id", "sequence"],
+        ["events.user_id", "events.sequence"],
+        name="fk_webhook_deliveries_event",
+        ondelete="CASCADE",
+    ),
+)
+sa.Index("ix_webhook_deliveries_due", webhook_deliveries.c.dead, webhook_deliveries.c.next_attempt_at)

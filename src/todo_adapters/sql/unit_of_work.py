@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from todo_adapters.sql.backends import Backend, PostgresBackend, Session, SqliteBackend
 from todo_adapters.sql.engine import DatabaseConfig, create_engine, normalise_url
+from todo_adapters.sql.outbox import SqlOutbox
 from todo_adapters.sql.repository import SqlChangeFeed, SqlIdempotencyKeys, SqlTaskRepository
 from todo_adapters.sql.statements import Statements
 
@@ -56,6 +57,7 @@ class SqlStore:
 
     def __init__(self, backend: Backend, *, migrate: bool = False) -> None:
         self.backend = backend
+        self.outbox = SqlOutbox(backend)  # what the events worker reads (SPEC §16)
         self._statements = Statements.for_dialect(backend.dialect)
         self._migrated = not migrate
         self._migrating = asyncio.Lock()

@@ -9,7 +9,9 @@
     ...
     clock.advance(timedelta(days=1))  # overdue tasks are overdue now
 
-- `ManualClock`, `SequentialIds`: a clock you move by hand and predictable, increasing ids.
+- `ManualClock`, `SequentialIds`: a clock you move by hand and predictable, increasing ids;
+  `task_event(kind)`: the event a store's `add`/`save` records, for tests that write through
+  a unit of work directly.
 - hypothesis strategies for drafts, patches and queries are in `todo_testing.strategies` (the
   `[testing]` extra: they need hypothesis, and the domain imports the standard library only);
   they are registered with hypothesis, so `st.from_type(NewTask)` builds valid drafts.
@@ -20,10 +22,13 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-__all__ = ["T0", "ManualClock", "SequentialIds"]
+from todo_domain.events import EventType, TaskEvent
+
+__all__ = ["T0", "ManualClock", "SequentialIds", "task_event"]
 
 T0 = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
 """Where a ManualClock starts unless told otherwise."""
@@ -68,3 +73,8 @@ class SequentialIds:
     def new_id(self) -> UUID:
         n = next(self._counter)
         return UUID(int=(0x0190_0000_0000 << 80) | (0x7 << 76) | (0b10 << 62) | n)
+
+
+def task_event(kind: EventType = EventType.TASK_UPDATED) -> TaskEvent:
+    """A fresh event of `kind` (a random id) for `uow.tasks.add(task, event)` / `save(..., event=…)`."""
+    return TaskEvent(uuid.uuid4(), kind)

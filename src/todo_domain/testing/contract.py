@@ -31,7 +31,7 @@ from todo_domain.model import NewTask, Task, TaskPatch
 from todo_domain.ports import TaskStore
 from todo_domain.query import Sort, SortField, TaskQuery, compare, sort_value
 from todo_domain.service import TaskService
-from todo_domain.testing import T0, ManualClock
+from todo_domain.testing import T0, ManualClock, task_event
 from todo_domain.values import Frequency, Priority, Recurrence, Status, TimeZone
 
 __all__ = ["CHECKS", "Check", "run_contract"]
@@ -126,7 +126,7 @@ async def an_uncommitted_unit_of_work_leaves_nothing(store: TaskStore) -> None:
             if task is None:
                 raise AssertionError("the task vanished inside a unit of work")
             task.update(TaskPatch(title="never committed"), T0 + timedelta(hours=1))
-            await uow.tasks.save(task, expected_version=before.version)
+            await uow.tasks.save(task, expected_version=before.version, event=task_event())
             raise _Abandon()
     except _Abandon:
         pass

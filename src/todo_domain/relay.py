@@ -1,0 +1,122 @@
+"""The worker's use cases (SPEC §16): relay the outbox to the sinks, fire reminders, deliver
+webhooks with retries, purge what is published.
+
+Guarantees come from the order of steps, not from the sinks: a batch is marked published
+only after every sink took all of it, in the same transaction that schedules its webhook
+deliveries, so a worker killed at any point leaves the batch to the next claim (at least
+once, never a gap). Sinks keep one copy per event id (JetStream's Nats-Msg-Id) or per owner's
+sequence (the Redis sink), so a batch published twice reaches consumers once and in order.
+A webhook delivery that fails is retried on its own schedule and never holds back the next
+events (receivers order by `sequence`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from todo_domain.events import RecordedEvent
+from todo_domain.ports import Clock, EventOutbox, EventSink, IdGenerator, WebhookSender
+from todo_domain.system import SystemClock, Uuid7Generator
+
+__all__ = ["DeliveryReport", "EventRelay", "RelaySettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    batch_size: int = 500
+    webhook_urls: tuple[str, ...] = ()
+    webhook_retry: timedelta = timedelta(hours=24)
+    reminder_max_lateness: timedelta = timedelta(hours=24)
+    # a reminder fired later than this after its time says `late: true`
+    reminder_grace: timedelta = timedelta(seconds=60)
+    retention: timedelta = timedelta(hours=72)
+    first_retry: timedelta = timedelta(seconds=1)
+    longest_retry: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+
+
+class EventRelay:
+    """One worker's loop bodies; each call is one round of work and says what it did."""
+
+    def __init__(
+        self,
+        outbox: EventOutbox,
+        sinks: Sequence[EventSink] = (),
+        *,
+        webhooks: WebhookSender | None = None,
+        settings: RelaySettings | None = None,
+        clock: Clock | None = None,
+        ids: IdGenerator | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._sinks = tuple(sinks)
+        self._webhooks = webhooks
+        self._settings = settings or RelaySettings()
+        self._clock = clock or SystemClock()
+        self._ids = ids or Uuid7Generator()
+        if self._settings.webhook_urls and webhooks is None:
+            raise ValueError("webhook endpoints need a WebhookSender")
+
+    async def relay(self) -> Sequence[RecordedEvent]:
+        """Publishes one batch of the outbox to every sink; returns it (empty: caught up).
+        Raises SinkUnavailable (nothing marked; the same events come again next time) or
+        StorageUnavailable."""
+        async with self._outbox.claim(self._settings.batch_size) as batch:
+            events = batch.events
+            if not events:
+                return ()
+            for sink in self._sinks:
+                await sink.publish(events)
+            await batch.published(self._settings.webhook_urls, self._clock.now())
+            return events
+
+    async def fire_reminders(self) -> Sequence[RecordedEvent]:
+        """Records a `reminder.due` event for up to one batch of the reminders due now."""
+        settings, now = self._settings, self._clock.now()
+        return await self._outbox.fire_reminders(
+            now,
+            skip_before=now - settings.reminder_max_lateness,
+            late_before=now - settings.reminder_grace,
+            ids=self._ids,
+            limit=settings.batch_size,
+        )
+
+    async def deliver_webhooks(self) -> DeliveryReport:
+        """Tries the webhook deliveries due now, in (owner, sequence) order; a failure is
+        retried after 1 s, 2 s, 4 s … (at most an hour apart) until `webhook_retry` has passed
+        since the first try, then kept as a dead letter."""
+        if self._webhooks is None:
+            return DeliveryReport()
+        settings = self._settings
+        delivered = retried = dead = 0
+        async with self._outbox.due_deliveries(self._clock.now(), settings.batch_size) as batch:
+            for delivery in batch.deliveries:
+                error = await self._webhooks.send(delivery)
+                now = self._clock.now()
+                if error is None:
+                    await batch.delivered(delivery)
+                    delivered += 1
+                elif now - delivery.first_attempt_at >= settings.webhook_retry:
+                    await batch.give_up(delivery, error)
+                    dead += 1
+                else:
+                    wait = min(settings.first_retry * 2 ** min(delivery.attempts, 20), settings.longest_retry)
+                    await batch.retry(delivery, now + wait, error)
+                    retried += 1
+            await batch.commit()
+        return DeliveryReport(delivered, retried, dead)
+
+    async def purge(self) -> int:
+        """Drops events published longer than `retention` ago (with no delivery pending)."""
+        return await self._outbox.purge(self._clock.now() - self._settings.retention)
+
+    async def lag(self) -> float | None:
+        return await self._outbox.lag(self._clock.now())
