@@ -55,16 +55,30 @@ class ChangeHub:
     def __init__(self, *, max_per_owner: int = 5) -> None:
         self.max_per_owner = max_per_owner
         self._followers: dict[str, set[Subscription]] = {}
+        self._everyone: set[Subscription] = set()
 
     def changed(self, owner: str) -> None:
         for follower in self._followers.get(owner, ()):
             follower.wake()
+        for follower in self._everyone:
+            follower.wake()
 
     def wake_all(self) -> None:
         """After notifications may have been lost (a dropped LISTEN connection): everyone looks."""
-        for followers in self._followers.values():
+        for followers in (*self._followers.values(), self._everyone):
             for follower in followers:
                 follower.wake()
+
+    @contextmanager
+    def follow_all(self) -> Iterator[Subscription]:
+        """Woken by every owner's changes (the events worker: a commit means "look at the
+        outbox"); not counted against any owner's limit."""
+        subscription = Subscription("*")
+        self._everyone.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._everyone.discard(subscription)
 
     @contextmanager
     def follow(self, owner: str) -> Iterator[Subscription]:

@@ -359,9 +359,11 @@ class _Claim:
         self._store = store
         self.events = events
 
-    async def published(self, webhook_urls: Sequence[str], now: datetime) -> None:
+    async def published(
+        self, events: Sequence[RecordedEvent], webhook_urls: Sequence[str], now: datetime
+    ) -> None:
         await _round_trip()
-        for event in self.events:
+        for event in events:
             self._store.published[(event.owner, event.sequence)] = now
             for url in webhook_urls:
                 self._store.deliveries[(event.owner, event.sequence, url)] = Delivery(event, url, 0, now, now)

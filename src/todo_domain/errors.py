@@ -113,7 +113,12 @@ class StorageUnavailable(DomainError):
 
 class SinkUnavailable(DomainError):
     """A broker the worker publishes to failed (down, timed out, refused the batch); the batch
-    stays in the outbox and is published again later. The message names the sink."""
+    stays in the outbox and is published again later. The message names the sink; `done` holds
+    the (owner, sequence) of the events it did take before failing (what needs no retry)."""
+
+    def __init__(self, message: str, done: frozenset[tuple[str, int]] = frozenset()) -> None:
+        super().__init__(message)
+        self.done = done
 
 
 class PositionTaken(DomainError):

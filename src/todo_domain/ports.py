@@ -186,9 +186,12 @@ class OutboxBatch(Protocol):
         """In sequence order per owner; every earlier event of these owners is published."""
         ...
 
-    async def published(self, webhook_urls: Sequence[str], now: datetime) -> None:
-        """Marks the events published and schedules one delivery per webhook endpoint, then
-        commits. Leaving the batch without it leaves the events to the next claim."""
+    async def published(
+        self, events: Sequence[RecordedEvent], webhook_urls: Sequence[str], now: datetime
+    ) -> None:
+        """Marks `events` (all of the batch, or per owner a first part of its events in it)
+        published and schedules one delivery per webhook endpoint for each, then commits.
+        Events of the batch left unmarked go to a later claim."""
         ...
 
 
@@ -252,8 +255,9 @@ class EventSink(Protocol):
     name: str
 
     async def publish(self, events: Sequence[RecordedEvent]) -> None:
-        """All of them, in order, or raise: the worker publishes the same batch again later
-        (so a sink must keep one copy per event id, or the events' order, across retries)."""
+        """All of them, each owner's in order, or raise SinkUnavailable saying which it took
+        (`done`); the others come again in a later batch, so a sink keeps one copy per event
+        across retries (by event id, or by owner and sequence)."""
         ...
 
     async def close(self) -> None: ...

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from todo_domain.events import RecordedEvent
+from todo_domain.errors import SinkUnavailable
+from todo_domain.events import Delivery, RecordedEvent
 from todo_domain.ports import Clock, EventOutbox, EventSink, IdGenerator, WebhookSender
 from todo_domain.system import SystemClock, Uuid7Generator
 
@@ -65,6 +66,10 @@ class EventRelay:
         if self._settings.webhook_urls and webhooks is None:
             raise ValueError("webhook endpoints need a WebhookSender")
 
+    @property
+    def sinks(self) -> tuple[EventSink, ...]:
+        return self._sinks
+
     async def relay(self) -> Sequence[RecordedEvent]:
         """Publishes one batch of the outbox to every sink; returns it (empty: caught up).
         Raises SinkUnavailable (nothing marked; the same events come again next time) or
@@ -73,9 +78,20 @@ class EventRelay:
             events = batch.events
             if not events:
                 return ()
+            failure: SinkUnavailable | None = None
+            taken = {(e.owner, e.sequence) for e in events}  # by every sink so far
             for sink in self._sinks:
-                await sink.publish(events)
-            await batch.published(self._settings.webhook_urls, self._clock.now())
+                try:
+                    await sink.publish(events)
+                except SinkUnavailable as exc:
+                    failure = failure or exc
+                    taken &= exc.done
+            # Each owner's events that every sink took, up to the first one some sink did not:
+            # marked now, so a retry after a long outage does not send them again.
+            done = _prefixes(events, taken) if failure is not None else events
+            await batch.published(done, self._settings.webhook_urls, self._clock.now())
+            if failure is not None:
+                raise failure
             return events
 
     async def fire_reminders(self) -> Sequence[RecordedEvent]:
@@ -119,4 +135,26 @@ class EventRelay:
         return await self._outbox.purge(self._clock.now() - self._settings.retention)
 
     async def lag(self) -> float | None:
+        """Seconds since the oldest unpublished event was recorded (None: all published)."""
         return await self._outbox.lag(self._clock.now())
+
+    async def dead_letters(self, limit: int = 100) -> Sequence[Delivery]:
+        return await self._outbox.dead_letters(limit)
+
+    async def replay_dead(self) -> int:
+        """Every dead letter is due again now, with a fresh retry budget; how many."""
+        return await self._outbox.replay_dead(self._clock.now())
+
+
+def _prefixes(events: Sequence[RecordedEvent], taken: set[tuple[str, int]]) -> list[RecordedEvent]:
+    """Per owner, the events in `taken` before that owner's first one not in it."""
+    stopped: set[str] = set()
+    prefix = []
+    for event in events:
+        if event.owner in stopped:
+            continue
+        if (event.owner, event.sequence) in taken:
+            prefix.append(event)
+        else:
+            stopped.add(event.owner)
+    return prefix

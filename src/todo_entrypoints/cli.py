@@ -1,4 +1,4 @@
-"""`todo-api`: serve, migrate, token, openapi, check."""
+"""`todo-api`: serve, worker, migrate, token, openapi, purge, check, events, mcp."""
 
 from __future__ import annotations
 
@@ -166,12 +166,51 @@ def _check(_: argparse.Namespace) -> None:
                 except Exception as exc:
                     print(f"{name}: FAILED ({type(exc).__name__}: {exc})")
                     ok = False
+            if ok:
+                lag = await (await provide(container.event_relay)).lag()
+                print("outbox lag: " + ("none (every event is published)" if lag is None else f"{lag:.1f}s"))
         finally:
             await shut_down(container)
         return ok
 
     if not asyncio.run(probe()):
         sys.exit(1)
+
+
+def _worker(_: argparse.Namespace) -> None:
+    from todo_entrypoints.logging_setup import configure_logging
+    from todo_entrypoints.worker import run_worker
+
+    settings = _settings()
+    configure_logging(settings)
+    asyncio.run(run_worker(settings))
+
+
+def _events(args: argparse.Namespace) -> None:
+    """`events dead` lists the webhook dead letters; `events replay` sends them all again."""
+    from todo_entrypoints.container import Container, provide, shut_down
+
+    settings = _settings()
+    container = Container(settings=settings)
+
+    async def run() -> None:
+        try:
+            relay = await provide(container.event_relay)
+            if args.action == "replay":
+                print(f"{await relay.replay_dead()} dead letters are due again (the worker sends them)")
+                return
+            dead = await relay.dead_letters(args.limit)
+            for d in dead:
+                e = d.event
+                print(
+                    f"{e.id}  {e.type.value:15} user={e.owner} sequence={e.sequence} url={d.url} "
+                    f"attempts={d.attempts} error={d.last_error}"
+                )
+            print(f"{len(dead)} dead letters" + (" (more not shown)" if len(dead) == args.limit else ""))
+        finally:
+            await shut_down(container)
+
+    asyncio.run(run())
 
 
 def _mcp(args: argparse.Namespace) -> None:
@@ -215,6 +254,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--reload", action="store_true")
     serve.set_defaults(run=_serve)
+    commands.add_parser(
+        "worker", help="relay events to NATS/Redis/webhooks and fire reminders (until SIGTERM)"
+    ).set_defaults(run=_worker)
+    events = commands.add_parser("events", help="webhook dead letters: list them, or send them again")
+    events.add_argument("action", choices=["dead", "replay"])
+    events.add_argument("--limit", type=int, default=100, help="dead letters to list (default 100)")
+    events.set_defaults(run=_events)
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(run=_migrate)
     token = commands.add_parser("token", help="print a bearer token for USER_ID (shared secret)")
     token.add_argument("user_id")

@@ -30,6 +30,7 @@ from todo_adapters.auth import (
     TokenVerifier,
 )
 from todo_adapters.changes import ChangeHub
+from todo_adapters.events.envelope import CloudEvents
 from todo_adapters.memory import InMemoryStore
 from todo_adapters.ratelimit import RateLimiter, SharedOpenLimit, parse_limit
 from todo_adapters.sql import (
@@ -39,6 +40,8 @@ from todo_adapters.sql import (
     safe_url,
 )
 from todo_domain import SystemClock, TaskService, TaskStore, Uuid7Generator
+from todo_domain.ports import EventOutbox, EventSink, WebhookSender
+from todo_domain.relay import EventRelay, RelaySettings
 from todo_entrypoints.dev_secret import load_or_create_secret, signing_secret
 from todo_entrypoints.settings import Environment, Settings
 
@@ -248,6 +251,76 @@ def _pool_usage(uow: TaskStore) -> Callable[[], tuple[int, int]] | None:
     return uow.pool_usage if isinstance(uow, SqlStore) else None
 
 
+# -- events out (SPEC §16): what `todo-api worker` resolves ---------------------------------------
+
+
+def _envelopes(settings: Settings) -> CloudEvents:
+    from todo_entrypoints.http.schemas import dump_json, task_to_wire  # the task as GET shows it
+
+    return CloudEvents(settings.events_source, task_to_wire, dump_json)
+
+
+def _outbox(store: TaskStore) -> EventOutbox:
+    if isinstance(store, InMemoryStore | SqlStore):
+        return store.outbox
+    raise TypeError(f"{type(store).__name__} has no outbox for the events worker")
+
+
+async def _sinks(settings: Settings, envelopes: CloudEvents) -> AsyncIterator[tuple[EventSink, ...]]:
+    """The brokers configured (EVENTS_NATS_URL, EVENTS_REDIS_URL), closed at shutdown."""
+    sinks: list[EventSink] = []
+    if settings.events_nats_url is not None:
+        from todo_adapters.events.nats import JetStreamSink
+
+        sinks.append(
+            JetStreamSink(
+                settings.events_nats_url,
+                settings.events_nats_stream,
+                settings.events_nats_subject_prefix,
+                envelopes,
+            )
+        )
+    if settings.events_redis_url is not None:
+        from todo_adapters.events.redis_streams import RedisStreamSink
+
+        sinks.append(
+            RedisStreamSink(
+                settings.events_redis_url.get_secret_value(),
+                settings.events_redis_stream,
+                envelopes,
+                maxlen=settings.events_redis_maxlen,
+            )
+        )
+    try:
+        yield tuple(sinks)
+    finally:
+        for sink in sinks:
+            await sink.close()
+
+
+async def _webhooks(settings: Settings, envelopes: CloudEvents) -> AsyncIterator[WebhookSender | None]:
+    if not settings.webhook_urls or settings.webhook_secret is None:
+        yield None
+        return
+    from todo_adapters.events.webhooks import StandardWebhooks
+
+    sender = StandardWebhooks(settings.webhook_secret.get_secret_value(), envelopes)
+    try:
+        yield sender
+    finally:
+        await sender.close()
+
+
+def _relay_settings(settings: Settings) -> RelaySettings:
+    return RelaySettings(
+        batch_size=settings.worker_batch_size,
+        webhook_urls=tuple(settings.webhook_urls),
+        webhook_retry=timedelta(hours=settings.webhook_retry_hours),
+        reminder_max_lateness=timedelta(hours=settings.reminder_max_lateness_hours),
+        retention=timedelta(hours=settings.events_retention_hours),
+    )
+
+
 def _describe(settings: Settings) -> str:
     return "in-memory" if settings.is_memory else safe_url(settings.database_url.get_secret_value())
 
@@ -271,6 +344,18 @@ class Container(containers.DeclarativeContainer):
         idempotency_retention=providers.Callable(
             lambda s: timedelta(hours=s.idempotency_retention_hours), settings
         ),
+    )
+    envelopes = providers.Singleton(_envelopes, settings)
+    sinks = providers.Resource(_sinks, settings, envelopes)
+    webhooks = providers.Resource(_webhooks, settings, envelopes)
+    event_relay = providers.Singleton(
+        EventRelay,
+        providers.Callable(_outbox, unit_of_work),
+        sinks,
+        webhooks=webhooks,
+        settings=providers.Callable(_relay_settings, settings),
+        clock=clock,
+        ids=ids,
     )
     shared_secret_verifier = providers.Singleton(_shared_secret, settings)
     jwks_verifier = providers.Resource(_jwks, settings)

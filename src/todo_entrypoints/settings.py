@@ -130,6 +130,43 @@ class Settings(BaseSettings):
         "DATABASE_URL, with a Neon -pooler host made direct",
     )
 
+    # -- events out and reminders: `todo-api worker` (SPEC §16) -------------------------------
+    events_source: str = Field("todo-service", min_length=1, description="CloudEvents `source`")
+    events_nats_url: str | None = Field(None, description="NATS with JetStream, e.g. nats://127.0.0.1:4222")
+    events_nats_stream: str = Field("TODO_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    events_nats_subject_prefix: str = Field("todo.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    events_redis_url: SecretStr | None = Field(None, description="Redis for the Redis Streams sink")
+    events_redis_stream: str = Field("todo:events", min_length=1)
+    events_redis_maxlen: int = Field(1_000_000, ge=1000, description="approximate MAXLEN of the stream")
+    webhook_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated endpoints, signed with WEBHOOK_SECRET"
+    )
+    webhook_secret: SecretStr | None = Field(None, description="Standard Webhooks secret: whsec_<base64>")
+    webhook_retry_hours: float = Field(24.0, gt=0, le=24 * 30)
+    events_retention_hours: float = Field(72.0, gt=0, description="published events are purged after")
+    reminder_max_lateness_hours: float = Field(24.0, ge=0, le=24 * 30)
+    worker_metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus /metrics")
+    worker_metrics_host: str = Field("127.0.0.1", description="address the worker's metrics listen on")
+    worker_batch_size: int = Field(500, ge=1, le=5000)
+    worker_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="the worker looks this often even when nothing woke it"
+    )
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _split_webhooks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [u.strip() for u in value.split(",") if u.strip()]
+        return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _check_webhooks(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"webhook URLs must be http:// or https:// ({url!r})")
+        return value
+
     # -- plugging in an existing frontend (SPEC §21) ------------------------------------------
     list_response_shape: ListShape = ListShape.ARRAY
 
@@ -180,6 +217,8 @@ class Settings(BaseSettings):
             raise ValueError(f"AUTH_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes in production")
         if self.auth_session_database_url is not None and self.auth_jwt_secret is None:
             raise ValueError("AUTH_SESSION_DATABASE_URL needs BETTER_AUTH_SECRET to check token signatures")
+        if self.webhook_urls and self.webhook_secret is None:
+            raise ValueError("WEBHOOK_URLS needs WEBHOOK_SECRET (whsec_<base64>) to sign deliveries")
         if self.environment is Environment.PRODUCTION and not self.has_verifier:
             raise ValueError(
                 "ENVIRONMENT=production needs a token verifier: "

@@ -174,16 +174,18 @@ class _Claim:
     session: Session | None  # PostgreSQL: the locking transaction; SQLite: None (write later)
     events: Sequence[RecordedEvent]
 
-    async def published(self, webhook_urls: Sequence[str], now: datetime) -> None:
-        if not self.events:
+    async def published(
+        self, events: Sequence[RecordedEvent], webhook_urls: Sequence[str], now: datetime
+    ) -> None:
+        if not events:
             return
         upto: dict[str, int] = {}
-        for event in self.events:
+        for event in events:
             upto[event.owner] = max(upto.get(event.owner, 0), event.sequence)
         marks = [{"owner": o, "upto": s, "now": now} for o, s in upto.items()]
         deliveries = [
             {"owner": e.owner, "sequence": e.sequence, "url": url, "now": now}
-            for e in self.events
+            for e in events
             for url in webhook_urls
         ]
         sql = self.outbox.sql
