@@ -276,31 +276,39 @@ class TaskService:
 
     async def changes_after(self, owner: str, token: ChangeToken, limit: int = MAX_CHANGES) -> ChangeLog:
         """The feed after `token` with each entry's own token (what a live stream sends as
-        event ids); tombstones included. Raises ChangeTokenExpired, InvalidQuery (limit)."""
-        return await self._changes(Owner(owner), token, limit)
+        event ids); tombstones included, and the reminders fired meanwhile (entries with
+        `remind_at`), in one order. Raises ChangeTokenExpired, InvalidQuery (limit)."""
+        return await self._changes(Owner(owner), token, limit, reminders=True)
 
-    async def _changes(self, owner: Owner, token: ChangeToken | None, limit: int) -> ChangeLog:
+    async def _changes(
+        self, owner: Owner, token: ChangeToken | None, limit: int, *, reminders: bool = False
+    ) -> ChangeLog:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CHANGES:
             raise InvalidQuery.one("limit", f"must be between 1 and {MAX_CHANGES}", "out_of_range")
         now = self._clock.now()
+        since = 0 if token is None else token.revision
         async with self._store.begin(read_only=True) as uow:
-            page = await uow.feed.since(
-                owner, 0 if token is None else token.revision, limit, include_deleted=token is not None
-            )
+            page = await uow.feed.since(owner, since, limit, include_deleted=token is not None)
+            fired = await uow.feed.reminders_since(owner, since, limit) if reminders else ()
         if token is not None:
             token.check_fresh(now, self._tombstone_retention, page.purged_revision)
             if token.revision > page.owner_revision:  # handed out by another database (a restore?)
                 raise ChangeTokenExpired("the change token is ahead of this store's changes; do a full sync")
-        rows = page.entries[:limit]
+        entries = [Change(task, ChangeToken(revision, now)) for revision, task in page.entries]
+        # Reminders the feed's snapshot covers (a later one may have a write before it that this
+        # page could not see yet): merged by number, so one token orders both.
+        entries += [
+            Change(e.task, ChangeToken(e.sequence, now), e.remind_at, e.late)
+            for e in fired
+            if e.sequence <= page.owner_revision
+        ]
+        entries.sort(key=lambda c: c.token.revision)
+        rows = entries[:limit]
         if rows:
-            last = rows[-1][0]
+            last = rows[-1].token.revision
         else:
             last = page.owner_revision if token is None else max(token.revision, page.owner_revision)
-        return ChangeLog(
-            entries=tuple(Change(task, ChangeToken(revision, now)) for revision, task in rows),
-            next=ChangeToken(last, now),
-            has_more=len(page.entries) > limit,
-        )
+        return ChangeLog(entries=tuple(rows), next=ChangeToken(last, now), has_more=len(entries) > limit)
 
     async def purge(self) -> Purged:
         """Drops tombstones past the retention and expired idempotency keys (all owners).

@@ -114,10 +114,14 @@ class ChangeToken:
 @dataclass(frozen=True, slots=True)
 class Change:
     """One entry of the change feed, for readers that follow it live: the task in its latest
-    state (`task.deleted` for a tombstone) and the token that stands right after it."""
+    state (`task.deleted` for a tombstone) and the token that stands right after it. With
+    `remind_at` set, it is a fired reminder of that task instead (SPEC §15 `event: reminder`;
+    `late` when it fired well after its time)."""
 
     task: Task
     token: ChangeToken
+    remind_at: datetime | None = None
+    late: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ wait while the worker talks to its sinks.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,8 +42,8 @@ _D = webhook_deliveries.c
 _OF_EVENT = sa.and_(_D.user_id == events.c.user_id, _D.sequence == events.c.sequence)
 _DELIVERY_KEY = (
     _D.user_id == sa.bindparam("owner", type_=_D.user_id.type),
-    _D.sequence == sa.bindparam("sequence", type_=_D.sequence.type),
-    _D.url == sa.bindparam("url", type_=_D.url.type),
+    _D.sequence == sa.bindparam("d_sequence", type_=_D.sequence.type),
+    _D.url == sa.bindparam("d_url", type_=_D.url.type),
 )
 _DELIVERY_COLUMNS = [
     _D.url.label("d_url"),
@@ -107,8 +107,8 @@ class _Sql:
             .values(published_at=_NOW),
             schedule=webhook_deliveries.insert().values(
                 user_id=sa.bindparam("owner", type_=_D.user_id.type),
-                sequence=sa.bindparam("sequence", type_=_D.sequence.type),
-                url=sa.bindparam("url", type_=_D.url.type),
+                sequence=sa.bindparam("d_sequence", type_=_D.sequence.type),
+                url=sa.bindparam("d_url", type_=_D.url.type),
                 attempts=0,
                 first_attempt_at=_NOW,
                 next_attempt_at=_NOW,
@@ -165,7 +165,7 @@ def _delivery(row: Any) -> Delivery:
 
 
 def _key(delivery: Delivery) -> dict[str, Any]:
-    return {"owner": delivery.event.owner, "sequence": delivery.event.sequence, "url": delivery.url}
+    return {"owner": delivery.event.owner, "d_sequence": delivery.event.sequence, "d_url": delivery.url}
 
 
 @dataclass
@@ -184,7 +184,7 @@ class _Claim:
             upto[event.owner] = max(upto.get(event.owner, 0), event.sequence)
         marks = [{"owner": o, "upto": s, "now": now} for o, s in upto.items()]
         deliveries = [
-            {"owner": e.owner, "sequence": e.sequence, "url": url, "now": now}
+            {"owner": e.owner, "d_sequence": e.sequence, "d_url": url, "now": now}
             for e in events
             for url in webhook_urls
         ]
@@ -225,10 +225,17 @@ class _Due:
 class SqlOutbox:
     """See the module docstring; made by SqlStore (`store.outbox`)."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, ready: Callable[[], Awaitable[None]]) -> None:
         self._backend = backend
+        self._ready = ready  # the store's migrate-once gate (SqlStore(migrate=True))
         self.sql = _Sql.for_dialect(backend.dialect)
         self._locks = backend.dialect == "postgresql"
+
+    @asynccontextmanager
+    async def _session(self, *, read_only: bool) -> AsyncIterator[Session]:
+        await self._ready()
+        async with self._backend.session(read_only=read_only) as session:
+            yield session
 
     @asynccontextmanager
     async def writing(self, session: Session | None) -> AsyncIterator[Session]:
@@ -236,17 +243,17 @@ class SqlOutbox:
         if session is not None:
             yield session
             return
-        async with self._backend.session(read_only=False) as fresh:
+        async with self._session(read_only=False) as fresh:
             yield fresh
 
     @asynccontextmanager
     async def claim(self, limit: int) -> AsyncIterator[_Claim]:
         if not self._locks:
-            async with self._backend.session(read_only=True) as session:
+            async with self._session(read_only=True) as session:
                 rows = await session.fetch(self.sql.pending, {"limit": limit})
             yield _Claim(self, None, [event_from_row(r) for r in rows])
             return
-        async with self._backend.session(read_only=False) as session:
+        async with self._session(read_only=False) as session:
             held = [r["bucket"] for r in await session.fetch(self.sql.free_buckets, {})]
             rows = []
             if held:
@@ -257,11 +264,11 @@ class SqlOutbox:
     async def due_deliveries(self, now: datetime, limit: int) -> AsyncIterator[_Due]:
         params = {"now": now, "limit": limit}
         if not self._locks:
-            async with self._backend.session(read_only=True) as session:
+            async with self._session(read_only=True) as session:
                 rows = await session.fetch(self.sql.due, params)
             yield _Due(self, None, [_delivery(r) for r in rows])
             return
-        async with self._backend.session(read_only=False) as session:
+        async with self._session(read_only=False) as session:
             rows = await session.fetch(self.sql.due, params)
             yield _Due(self, session, [_delivery(r) for r in rows])
 
@@ -269,7 +276,7 @@ class SqlOutbox:
         self, now: datetime, *, skip_before: datetime, late_before: datetime, ids: IdGenerator, limit: int
     ) -> list[RecordedEvent]:
         fired: list[RecordedEvent] = []
-        async with self._backend.session(read_only=False) as session:
+        async with self._session(read_only=False) as session:
             rows = await session.fetch(self.sql.fire, {"now": now, "limit": limit})
             due = sorted((task_from_row(r) for r in rows), key=lambda t: (t.remind_at, t.id))
             for task in due:
@@ -310,23 +317,23 @@ class SqlOutbox:
         return fired
 
     async def dead_letters(self, limit: int) -> list[Delivery]:
-        async with self._backend.session(read_only=True) as session:
+        async with self._session(read_only=True) as session:
             return [_delivery(r) for r in await session.fetch(self.sql.dead, {"limit": limit})]
 
     async def replay_dead(self, now: datetime) -> int:
-        async with self._backend.session(read_only=False) as session:
+        async with self._session(read_only=False) as session:
             count = await session.execute(self.sql.replay, {"now": now})
             await session.commit()
         return count
 
     async def lag(self, now: datetime) -> float | None:
-        async with self._backend.session(read_only=True) as session:
+        async with self._session(read_only=True) as session:
             row = await session.fetchrow(self.sql.oldest_pending, {})
         oldest = None if row is None else row["oldest"]
         return None if oldest is None else max(0.0, (now - oldest).total_seconds())
 
     async def purge(self, published_before: datetime) -> int:
-        async with self._backend.session(read_only=False) as session:
+        async with self._session(read_only=False) as session:
             count = await session.execute(self.sql.purge, {"now": published_before})
             await session.commit()
         return count

@@ -57,10 +57,10 @@ class SqlStore:
 
     def __init__(self, backend: Backend, *, migrate: bool = False) -> None:
         self.backend = backend
-        self.outbox = SqlOutbox(backend)  # what the events worker reads (SPEC §16)
         self._statements = Statements.for_dialect(backend.dialect)
         self._migrated = not migrate
         self._migrating = asyncio.Lock()
+        self.outbox = SqlOutbox(backend, self._migrate_once)  # what the events worker reads (SPEC §16)
 
     @classmethod
     def from_config(cls, config: DatabaseConfig, *, migrate: bool = False) -> SqlStore:
@@ -93,6 +93,8 @@ class SqlStore:
             self._migrated = True
 
     async def _migrate_once(self) -> None:
+        if self._migrated:
+            return
         async with self._migrating:
             if not self._migrated:
                 await self.backend.migrate()

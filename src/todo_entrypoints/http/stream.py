@@ -9,7 +9,9 @@ duplicate at the seam, out-of-order commits included (the feed's guarantee) — 
 wake-up only delays an event until the next heartbeat.
 
 Frames: `ready` first (`id:` the token the stream starts from), then `task` (the task, as every
-route answers it) or `deleted` (`{"id"}`), each with `id:` the token right after it, and a
+route answers it), `deleted` (`{"id"}`) or `reminder` (`{"task", "remind_at", "late"}`, fired by
+`todo-api worker` with the owner's next revision, so it replays like the rest), each with `id:`
+the token right after it, and a
 `: heartbeat` comment every STREAM_HEARTBEAT_SECONDS. At most STREAM_MAX_PER_USER streams per
 user (429 beyond): per instance, and across instances when Redis is configured. On SIGTERM the
 server closes streams at once (server.py), so clients reconnect — with `Last-Event-ID` — to an
@@ -68,7 +70,8 @@ STREAM_DOC: dict[str, Any] = {
     "summary": "Live stream of the caller's changes (Server-Sent Events)",
     "description": (
         "`text/event-stream`: `ready` (id: the starting token), then `task` / `deleted` per "
-        "committed change (id: the token after it), heartbeat comments. `?since=` or "
+        "committed change and `reminder` per fired reminder (id: the token after it), heartbeat "
+        "comments. `?since=` or "
         "`Last-Event-ID` replays everything after that token first; an expired token is 410. "
         "Authenticate with a bearer token, or `?ticket=` from POST …/stream/tickets (EventSource)."
     ),
@@ -82,7 +85,10 @@ STREAM_DOC: dict[str, Any] = {
                         "properties": {
                             "event": {"type": "string", "enum": ["ready", "task", "deleted", "reminder"]},
                             "id": {"type": "string", "description": "the change token after this event"},
-                            "data": {"type": "string", "description": "JSON: the task, {id}, or {token}"},
+                            "data": {
+                                "type": "string",
+                                "description": "JSON: the task, {id}, {task, remind_at, late} or {token}",
+                            },
                             "retry": {"type": "integer"},
                         },
                         "required": ["event", "id", "data"],
@@ -183,7 +189,14 @@ async def _events(
         if changes is not None:
             for change in changes.entries:
                 task = change.task
-                if task.deleted:
+                if change.remind_at is not None:
+                    reminder = {
+                        "task": task_to_wire(task),
+                        "remind_at": change.remind_at,
+                        "late": change.late,
+                    }
+                    yield _frame("reminder", change.token, reminder)
+                elif task.deleted:
                     yield _frame("deleted", change.token, {"id": str(task.id)})
                 else:
                     yield _frame("task", change.token, task_to_wire(task))
