@@ -65,14 +65,20 @@ class WorkerMetrics:
 
 class Worker:
     def __init__(
-        self, relay: EventRelay, hub: ChangeHub, settings: Settings, metrics: WorkerMetrics | None = None
+        self,
+        relay: EventRelay,
+        hub: ChangeHub,
+        settings: Settings,
+        metrics: WorkerMetrics | None = None,
+        *,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         self._relay = relay
         self._hub = hub
         self._settings = settings
         self.metrics = metrics or WorkerMetrics()
         self._sinks = [sink.name for sink in relay.sinks]
-        self._stop = asyncio.Event()
+        self._stop = stopping or asyncio.Event()
 
     def stop(self) -> None:
         self._stop.set()
@@ -185,14 +191,15 @@ async def run_worker(settings: Settings) -> None:
     """The process: resolve the relay, serve metrics if asked, run until SIGTERM or SIGINT."""
     from todo_entrypoints.container import Container, provide, shut_down
 
+    stopping = asyncio.Event()  # first: a SIGTERM during start-up is a clean stop too
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
     container = Container(settings=settings)
     try:
         relay = await provide(container.event_relay)
         hub = await provide(container.change_hub)
-        worker = Worker(relay, hub, settings)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, worker.stop)
+        worker = Worker(relay, hub, settings, stopping=stopping)
         server = None
         if settings.worker_metrics_port is not None:
             server, _ = start_http_server(
