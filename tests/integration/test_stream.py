@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -480,3 +480,45 @@ def test_readiness_reports_stream_notifications(postgres_url: str) -> None:
             "status": "degraded",
             "checks": {"database": "ok", "stream_notifications": "unavailable"},
         }
+
+
+async def test_a_fired_reminder_reaches_the_stream_and_replays_with_since(
+    instances: list[str], postgres_url: str
+) -> None:
+    """`todo-api worker` fires it (another process); the stream on either instance shows
+    `event: reminder` in order with the changes, and a replay from before it shows it again."""
+    base, other = instances
+    user = new_user()
+    headers = auth(user)
+    async with httpx.AsyncClient(timeout=10) as client:
+        start = (await client.get(f"{base}/api/tasks/changes", headers=headers)).json()["next"]
+        async with open_stream(client, other, headers) as stream:
+            assert (await stream.next_event()).event == "ready"
+            remind_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+            body = {"title": "stand up and stretch", "remind_at": remind_at.isoformat()}
+            created = await client.post(f"{base}/api/tasks", json=body, headers=headers)
+            assert created.status_code == 201
+            assert (await stream.next_event()).event == "task"
+            env = {
+                **os.environ,
+                **server_env(postgres_url, AUTO_MIGRATE="false"),
+                "WORKER_POLL_SECONDS": "0.2",
+            }
+            worker = await asyncio.to_thread(
+                subprocess.Popen,
+                [str(TODO_API), "worker"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                reminder = await stream.next_event(15)
+            finally:
+                assert await asyncio.to_thread(stop, worker) == 0
+        assert reminder.event == "reminder"
+        assert reminder.data["task"]["id"] == created.json()["id"]
+        assert reminder.data["remind_at"] == remind_at.isoformat().replace("+00:00", "Z")
+        assert reminder.data["late"] is False
+        async with open_stream(client, base, headers, since=start) as replay:
+            kinds = [e.event for e in await replay.events_until(3)]
+        assert kinds == ["ready", "task", "reminder"]

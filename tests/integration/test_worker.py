@@ -146,7 +146,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802  (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 try:
                     envelope = Webhook(SECRET).verify(body, dict(self.headers))
@@ -203,6 +203,16 @@ async def delete_stream(url: str, stream: str) -> None:
         pass
     finally:
         await client.close()
+
+
+def redis_events(stream: str) -> list[bytes]:
+    """The `event` field of every entry of a Redis stream, in stream order."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        entries: Any = client.xrange(stream)
+        return [fields[b"event"] for _, fields in entries]
+    finally:
+        client.close()
 
 
 def wait_for(check: Any, timeout: float, what: str) -> Any:
@@ -314,8 +324,7 @@ def test_one_worker_delivers_every_event_to_jetstream_redis_and_a_signed_webhook
     assert first["data"]["task"]["id"] == first["subject"]
     assert first["data"]["task"]["created_at"].endswith("Z")
     assert contiguous_per_owner(envelopes) == {"ann": list(range(1, 11)), "ben": list(range(1, 11))}
-    entries = redis.Redis.from_url(REDIS_URL).xrange(names["EVENTS_REDIS_STREAM"])
-    in_redis = [json.loads(fields[b"event"]) for _, fields in entries]
+    in_redis = [json.loads(event) for event in redis_events(names["EVENTS_REDIS_STREAM"])]
     assert sorted(e["id"] for e in in_redis) == sorted(e["id"] for e in envelopes)
     assert contiguous_per_owner(in_redis) == contiguous_per_owner(envelopes)  # each owner in order
     hooked = [h["envelope"]["id"] for h in receiver.verified]
@@ -438,8 +447,7 @@ def test_the_worker_runs_on_sqlite(tmp_path: Path, names: dict[str, str]) -> Non
     with workers(env) as (worker,):
         write(url, ["uma"], 3, remind_at=soon)
         stream = names["EVENTS_REDIS_STREAM"]
-        client = redis.Redis.from_url(REDIS_URL)
-        entries = wait_for(lambda: (e := client.xrange(stream)) and len(e) >= 6 and e, 20, "6 entries")
+        entries = wait_for(lambda: (e := redis_events(stream)) and len(e) >= 6 and e, 20, "6 entries")
         assert worker.stop() == 0
-    kinds = [json.loads(fields[b"event"])["type"] for _, fields in entries]
+    kinds = [json.loads(event)["type"] for event in entries]
     assert kinds == ["task.created"] * 3 + ["reminder.due"] * 3
