@@ -532,6 +532,167 @@ async def streams(
     return figures
 
 
+# -- events out and reminders (SPEC §20) ---------------------------------------------------------
+
+NATS_URL = os.environ.get("BENCH_NATS_URL", "nats://127.0.0.1:4222")
+
+
+def start_worker(url: str, **extra: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "production",
+        "DATABASE_URL": url,
+        "AUTH_JWT_SECRET": SECRET,
+        "AUTO_MIGRATE": "false",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+    return subprocess.Popen([str(TODO_API), "worker"], env=env, stdout=subprocess.DEVNULL)
+
+
+async def seed_reminders(url: str, armed: int, due: int, at: datetime) -> None:
+    """`armed` tasks with a reminder a day or more away, and `due` more whose reminders all fall
+    in the second starting at `at`, over 100 owners, bulk-inserted like `seed`."""
+    engine = create_engine(DatabaseConfig(url))
+    ids, later = Uuid7Generator(), at + timedelta(days=1)
+    counts: dict[str, int] = {}
+    async with engine.begin() as connection:
+        rows: list[dict[str, Any]] = []
+        for n in range(armed + due):
+            owner = f"remind-{n % 100}"
+            counts[owner] = counts.get(owner, 0) + 1
+            remind_at = (
+                at + timedelta(microseconds=n * 997 % 1_000_000) if n < due else later + timedelta(seconds=n)
+            )
+            draft = NewTask(title=f"reminder {n}", remind_at=remind_at)
+            task = Task.create(
+                ids.new_id(), owner, draft, at - timedelta(hours=1), Placement(None, f"a{n:08d}")
+            )
+            rows.append({**task_to_row(task), "revision": counts[owner]})
+            if len(rows) == 5000:
+                await copy(connection, "tasks", rows)
+                rows = []
+        await copy(connection, "tasks", rows)
+        for owner, count in counts.items():
+            await connection.execute(
+                owners.insert().values(user_id=owner, revision=count, purged_revision=0, pending_count=count)
+            )
+        await connection.execute(sa.text("ANALYZE tasks"))
+    await engine.dispose()
+
+
+async def events(url: str, port: int) -> dict[str, float]:
+    """SPEC §20's outbox and reminder rows, with one `todo-api worker` relaying to JetStream:
+    relay throughput on a backlog of 30,000 events; write → JetStream latency while the API
+    takes 500 creates/s (each timed from the moment its POST is sent); and 1,000 reminders due
+    in the same second among 100,000 armed ones (lateness = recorded time − remind_at)."""
+    import nats
+    from nats.js.errors import NotFoundError
+
+    from todo_adapters.sql import SqlStore
+    from todo_domain import TaskService
+    from todo_domain.batch import Command, Op
+
+    tag = uuid.uuid4().hex[:8]
+    stream, prefix = f"BENCH_{tag}", f"bench{tag}.events"
+    figures: dict[str, float] = {}
+    await admin("UPDATE events SET published_at = now() WHERE published_at IS NULL", url)  # the scenarios'
+    async with SqlStore.from_url(url) as store:
+        service = TaskService(store)
+        for b in range(30):
+            commands = [
+                Command(id=f"c{n}", op=Op.CREATE, draft=NewTask(title=f"backlog {n}")) for n in range(1000)
+            ]
+            await service.run_batch(f"relay-{b}", commands)
+    client = await nats.connect(NATS_URL)
+    js = client.jetstream()
+    worker = start_worker(
+        url, EVENTS_NATS_URL=NATS_URL, EVENTS_NATS_STREAM=stream, EVENTS_NATS_SUBJECT_PREFIX=prefix
+    )
+    try:
+        first: float | None = None
+        count = 0
+        deadline = time.monotonic() + 120
+        while count < 30_000 and time.monotonic() < deadline:
+            try:
+                count = (await js.stream_info(stream)).state.messages
+            except NotFoundError:
+                count = 0
+            if count and first is None:
+                first, first_count = time.perf_counter(), count
+            await asyncio.sleep(0.05)
+        if first is None or count < 30_000:
+            raise RuntimeError(f"only {count} events reached JetStream")
+        figures["relay to JetStream (30,000 backlog), events/s"] = (count - first_count) / (
+            time.perf_counter() - first
+        )
+
+        arrived: dict[str, float] = {}
+
+        async def heard(message: Any) -> None:
+            arrived[json.loads(message.data)["data"]["task"]["title"]] = time.perf_counter()
+
+        subscription = await client.subscribe(f"{prefix}.task.created", cb=heard)
+        sent: dict[str, float] = {}
+        rate, seconds, lanes = 500, 10, 25  # 25 connections (users), each sending every 50 ms
+
+        async def lane(k: int, started: float) -> None:
+            # one user per connection: one user's concurrent writes would queue on its row lock
+            headers = {"Authorization": f"Bearer {token(f'latency-{k}')}", "Content-Type": "application/json"}
+            connection = await Connection.open(port)
+            try:
+                for i in range(rate * seconds // lanes):
+                    n = i * lanes + k
+                    await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+                    title = f"latency {n}"
+                    sent[title] = time.perf_counter()
+                    body = json.dumps({"title": title}).encode()
+                    status, answer = await connection.request("POST", "/api/tasks", headers, body)
+                    assert status == 201, answer
+            finally:
+                connection.close()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(lane(k, started) for k in range(lanes)))
+        achieved = len(sent) / (time.perf_counter() - started)
+        await asyncio.sleep(3)
+        await subscription.unsubscribe()
+        delays = sorted(arrived[t] - s for t, s in sent.items() if t in arrived)
+        figures["writes/s offered (achieved)"] = achieved
+        figures["write → JetStream at 500 writes/s, p50 ms"] = percentile(delays, 50)
+        figures["write → JetStream at 500 writes/s, p99 ms"] = percentile(delays, 99)
+        figures["write → JetStream, events missing"] = float(len(sent) - len(delays))
+
+        remind_at = (datetime.now(UTC) + timedelta(seconds=20)).replace(microsecond=0)
+        await seed_reminders(url, 99_000, 1_000, remind_at)
+        await asyncio.sleep(max(0.0, (remind_at - datetime.now(UTC)).total_seconds() + 5))
+        engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://"))
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    sa.text(
+                        "SELECT extract(epoch FROM occurred_at - remind_at) FROM events "
+                        "WHERE type = 'reminder.due' AND user_id LIKE 'remind-%'"
+                    )
+                )
+            ).all()
+        await engine.dispose()
+        lateness = sorted(float(r[0]) for r in rows)
+        figures["reminders fired (1,000 due in one second, 100,000 armed)"] = float(len(lateness))
+        figures["reminder lateness p50 s"] = percentile(lateness, 50) / 1000
+        figures["reminder lateness p99 s"] = percentile(lateness, 99) / 1000
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        try:
+            await js.delete_stream(stream)
+        finally:
+            await client.close()
+    for name, value in figures.items():
+        print(f"{name:60} {value:9.2f}", flush=True)
+    return figures
+
+
 def median_of(runs: list[Result]) -> Result:
     """Each figure's median over the rounds: one slow moment of the shared machine does not
     decide a row (requests and errors are summed)."""
@@ -613,6 +774,9 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("streams"):
         lines += ["", "| live stream (1 worker per instance) | measured |", "|---|---|"]
         lines += [f"| {name} | {value:,.1f} |" for name, value in report["streams"].items()]
+    if report.get("events"):
+        lines += ["", "| events out (1 API worker, 1 `todo-api worker`) | measured |", "|---|---|"]
+        lines += [f"| {name} | {value:,.2f} |" for name, value in report["events"].items()]
     for key, run in runs.items():
         lines.append(
             f"\n{key.replace('_', ' ')}: peak RSS {run['peak_rss_mb']:.0f} MB per process; RSS "
@@ -683,6 +847,8 @@ async def main() -> None:
                     report["batches"] = await batches(port)
                 if workers == 1 and (not args.only or "stream" in args.only):
                     report["streams"] = await streams(url, port, process)
+                if workers == 1 and (not args.only or "events" in args.only):
+                    report["events"] = await events(url, port)
                 soaked = await soak(port, made) if workers == 1 and not args.quick else 0
                 rss, soak_rss = rss_mb(process), rss_mb(process, "VmRSS")
                 print(

@@ -2,10 +2,15 @@
 `<prefix>.<type>` with `Nats-Msg-Id` = its id, so JetStream keeps one copy per id within the
 stream's duplicate window (2 minutes by default; this sink creates streams with 5).
 
-Each owner's events are published one after another, each waiting for its ack (different
-owners in parallel): an event is stored only after the owner's previous one was, so the stream
-holds every owner's events in sequence order even when a publish fails half-way; what was
-acked is reported in `SinkUnavailable.done` and not sent again.
+A batch is written to the connection in order without waiting for each ack (publish_async),
+then the acks are awaited together: the server stores one connection's messages in the order
+they arrive, so every owner's events are in the stream in sequence order. When some fail (a
+dropped connection, a restart), each owner's events up to its first failure are reported in
+`SinkUnavailable.done` and not sent again; the rest come again in the next batch, and any of
+them that did get stored is dropped then as a duplicate (its Nats-Msg-Id). Only a failure
+that hits one message and spares the next of the same owner on the same connection could put
+them out of order, and JetStream rejects messages for reasons that hold for the whole batch
+(no stream, a full store) — or it times out, after storing.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from todo_adapters._extras import require
 
@@ -70,29 +76,42 @@ class JetStreamSink:
         return js
 
     async def publish(self, events: Sequence[RecordedEvent]) -> None:
-        done: set[tuple[str, int]] = set()
         try:
             js = await self._context()
         except Exception as exc:  # nats-py raises many kinds: all mean "not now"
             raise SinkUnavailable(f"nats: cannot reach {self._url}: {exc!r}") from None
-        by_owner: dict[str, list[RecordedEvent]] = {}
-        for event in events:
-            by_owner.setdefault(event.owner, []).append(event)
-
-        async def owners_events(chain: list[RecordedEvent]) -> None:
-            for event in chain:
-                await js.publish(
-                    f"{self._prefix}.{event.type.value}",
-                    self._envelopes.encode(event),
-                    headers={"Nats-Msg-Id": str(event.id)},
+        acks: list[asyncio.Future[Any]] = []
+        try:
+            for event in events:  # written to the one connection in this order
+                acks.append(
+                    await js.publish_async(
+                        f"{self._prefix}.{event.type.value}",
+                        self._envelopes.encode(event),
+                        headers={"Nats-Msg-Id": str(event.id)},
+                        stream=self._stream,
+                    )
                 )
+            async with asyncio.timeout(_ACK_TIMEOUT_SECONDS):
+                results = await asyncio.gather(*acks, return_exceptions=True)
+        except Exception as exc:  # a dropped connection, a stalled publish, acks too late
+            for ack in acks:
+                ack.cancel()
+            results = [a.exception() if a.done() and not a.cancelled() else exc for a in acks]
+            results += [exc] * (len(events) - len(acks))
+        done: set[tuple[str, int]] = set()
+        stopped: set[str] = set()  # owners with a failure: nothing after it counts as taken
+        failure: BaseException | None = None
+        for event, result in zip(events, results, strict=True):
+            if event.owner in stopped:
+                continue
+            if isinstance(result, BaseException):
+                stopped.add(event.owner)
+                failure = failure or result
+            else:
                 done.add((event.owner, event.sequence))
-
-        results = await asyncio.gather(*(owners_events(c) for c in by_owner.values()), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
+        if failure is not None:
             await self.close()  # start again from a fresh connection
-            raise SinkUnavailable(f"nats: publish failed: {failures[0]!r}", frozenset(done))
+            raise SinkUnavailable(f"nats: publish failed: {failure!r}", frozenset(done))
 
     async def close(self) -> None:
         client, self._client, self._js = self._client, None, None
