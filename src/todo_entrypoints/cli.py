@@ -182,6 +182,8 @@ def _worker(_: argparse.Namespace) -> None:
     from todo_entrypoints.worker import run_worker
 
     settings = _settings()
+    if settings.is_memory:
+        sys.exit("todo-api worker: DATABASE_URL=memory:// lives in one process; it needs the API's database")
     configure_logging(settings)
     asyncio.run(run_worker(settings))
 

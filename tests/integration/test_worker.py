@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 import nats.js.errors
 import pytest
@@ -451,3 +452,76 @@ def test_the_worker_runs_on_sqlite(tmp_path: Path, names: dict[str, str]) -> Non
         assert worker.stop() == 0
     kinds = [json.loads(event)["type"] for event in entries]
     assert kinds == ["task.created"] * 3 + ["reminder.due"] * 3
+
+
+# -- operations ---------------------------------------------------------------------------------------
+
+
+def todo_api(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [str(TODO_API), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_dead_letters_are_listed_and_replayed_and_the_worker_reports_metrics_and_lag(
+    database: str, names: dict[str, str]
+) -> None:
+    receiver = Receiver(failures=1_000)  # down until told otherwise
+    port = free_port()
+    env = {
+        "DATABASE_URL": database,
+        "WEBHOOK_URLS": receiver.url,
+        "WEBHOOK_SECRET": SECRET,
+        "WEBHOOK_RETRY_HOURS": "0.0005",  # 1.8 s of retries, then a dead letter
+        "WORKER_METRICS_PORT": str(port),
+        **names,
+    }
+    try:
+        write(database, ["vic"], 2)
+        assert "outbox lag: " in todo_api(env, "check")
+        assert outbox_lag(database) is not None
+        with workers(env) as (worker,):
+            worker.started()
+
+            def two_dead() -> str | None:
+                out = todo_api(env, "events", "dead")
+                return out if "\n2 dead letters" in out else None
+
+            listed = wait_for(two_dead, 30, "two dead letters")
+            assert "user=vic sequence=1" in listed
+            assert "HTTP 500" in listed
+
+            def metrics() -> str | None:  # the lag gauge is refreshed every 5 s
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+                return text if "todo_outbox_lag_seconds 0.0" in text else None
+
+            assert 'todo_event_delivery_failures_total{sink="webhook"}' in wait_for(metrics, 15, "metrics")
+            receiver.failures = 0  # the endpoint is back
+            assert "2 dead letters are due again" in todo_api(env, "events", "replay")
+            wait_for(lambda: len(receiver.verified) == 2, 20, "the replayed deliveries")
+            assert worker.stop() == 0
+        assert todo_api(env, "events", "dead").startswith("0 dead letters")
+        assert "outbox lag: none" in todo_api(env, "check")
+    finally:
+        receiver.close()
+    assert sorted(int(h["envelope"]["sequence"]) for h in receiver.verified) == [1, 2]
+
+
+def test_the_worker_refuses_an_in_memory_store() -> None:
+    done = subprocess.run(
+        [str(TODO_API), "worker"],
+        env={**os.environ, "DATABASE_URL": "memory://"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "memory://" in done.stderr

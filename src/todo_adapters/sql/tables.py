@@ -196,7 +196,9 @@ sa.Index(
     postgresql_where=PENDING,
     sqlite_where=PENDING,
 )
-sa.Index("ix_events_published", events.c.published_at)
+# For the purge; partial, so that a write (whose event is unpublished) adds no entry to it.
+PUBLISHED = sa.text("published_at IS NOT NULL")
+sa.Index("ix_events_published", events.c.published_at, postgresql_where=PUBLISHED, sqlite_where=PUBLISHED)
 
 event_buckets = sa.Table(
     "event_buckets",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from todo_adapters.sql.tables import ARMED, EVENT_BUCKETS, PENDING, UTCDateTime
+from todo_adapters.sql.tables import ARMED, EVENT_BUCKETS, PENDING, PUBLISHED, UTCDateTime
 
 revision = "0007"
 down_revision = "0006"
@@ -51,7 +51,9 @@ def upgrade() -> None:
         postgresql_where=PENDING,
         sqlite_where=PENDING,
     )
-    op.create_index("ix_events_published", "events", ["published_at"])
+    op.create_index(
+        "ix_events_published", "events", ["published_at"], postgresql_where=PUBLISHED, sqlite_where=PUBLISHED
+    )
     buckets = op.create_table(
         "event_buckets",
         sa.Column("bucket", sa.SmallInteger(), nullable=False),
