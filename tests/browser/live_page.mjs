@@ -43,6 +43,18 @@ try {
   const listed = await fetch(`${base}/api/tasks?completed=true`, { headers: { Authorization: `Bearer ${token}` } });
   results.completed_titles = (await listed.json()).map((t) => t.title);
   results.error_text = await first.textContent("#error");
+
+  // 4. a reminder fired by `todo-api worker` shows on the page (as text: headless chromium
+  //    grants no notification permission)
+  const reminded = `stretch ${Date.now()}`;
+  const remindAt = new Date(Date.now() + 1500).toISOString();
+  await fetch(`${base}/api/tasks`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ title: reminded, remind_at: remindAt }),
+  });
+  await first.locator("#error", { hasText: `Reminder: ${reminded}` }).waitFor({ timeout: 15000 });
+  results.reminder_shown = true;
 } finally {
   await browser.close();
 }

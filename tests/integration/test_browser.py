@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from .npm import installed_copy
-from .servers import free_port, running_server
+from .servers import TODO_API, free_port, running_server, stop
 
 pytestmark = pytest.mark.slow
 
@@ -60,9 +60,21 @@ def _development_env(home: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def development_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server, and `todo-api worker` beside it on the same SQLite file (it fires reminders)."""
     home = tmp_path_factory.mktemp("dev")
-    with running_server(_development_env(home), cwd=home) as base:
-        yield base
+    env = _development_env(home)
+    with running_server(env, cwd=home) as base:
+        worker = subprocess.Popen(
+            [str(TODO_API), "worker"],
+            env={**os.environ, **env, "WORKER_POLL_SECONDS": "0.2"},
+            cwd=home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield base
+        finally:
+            assert stop(worker) == 0
 
 
 def test_the_reference_page_follows_changes_live(driver: Path, development_server: str) -> None:
@@ -78,6 +90,7 @@ def test_the_reference_page_follows_changes_live(driver: Path, development_serve
     assert results["tab_to_tab"] is True
     assert results["completed_titles"] == ["added in tab one"]
     assert results["error_text"] == ""
+    assert results["reminder_shown"] is True
     print(f"API create → visible on the page: {results['api_to_page_ms']} ms")
 
 

@@ -13,7 +13,7 @@ export interface paths {
         };
         /**
          * Live stream of the caller's changes (Server-Sent Events)
-         * @description `text/event-stream`: `ready` (id: the starting token), then `task` / `deleted` per committed change (id: the token after it), heartbeat comments. `?since=` or `Last-Event-ID` replays everything after that token first; an expired token is 410. Authenticate with a bearer token, or `?ticket=` from POST …/stream/tickets (EventSource).
+         * @description `text/event-stream`: `ready` (id: the starting token), then `task` / `deleted` per committed change and `reminder` per fired reminder (id: the token after it), heartbeat comments. `?since=` or `Last-Event-ID` replays everything after that token first; an expired token is 410. Authenticate with a bearer token, or `?ticket=` from POST …/stream/tickets (EventSource).
          */
         get: operations["stream_api_tasks_stream_get"];
         put?: never;
@@ -33,7 +33,7 @@ export interface paths {
         };
         /**
          * Live stream of the caller's changes (Server-Sent Events)
-         * @description `text/event-stream`: `ready` (id: the starting token), then `task` / `deleted` per committed change (id: the token after it), heartbeat comments. `?since=` or `Last-Event-ID` replays everything after that token first; an expired token is 410. Authenticate with a bearer token, or `?ticket=` from POST …/stream/tickets (EventSource).
+         * @description `text/event-stream`: `ready` (id: the starting token), then `task` / `deleted` per committed change and `reminder` per fired reminder (id: the token after it), heartbeat comments. `?since=` or `Last-Event-ID` replays everything after that token first; an expired token is 410. Authenticate with a bearer token, or `?ticket=` from POST …/stream/tickets (EventSource).
          */
         get: operations["stream_api__user_id__tasks_stream_get"];
         put?: never;
@@ -978,7 +978,7 @@ export interface operations {
                         event: "ready" | "task" | "deleted" | "reminder";
                         /** @description the change token after this event */
                         id: string;
-                        /** @description JSON: the task, {id}, or {token} */
+                        /** @description JSON: the task, {id}, {task, remind_at, late} or {token} */
                         data: string;
                         retry?: number;
                     };
@@ -1080,7 +1080,7 @@ export interface operations {
                         event: "ready" | "task" | "deleted" | "reminder";
                         /** @description the change token after this event */
                         id: string;
-                        /** @description JSON: the task, {id}, or {token} */
+                        /** @description JSON: the task, {id}, {task, remind_at, late} or {token} */
                         data: string;
                         retry?: number;
                     };
