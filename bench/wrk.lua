@@ -8,6 +8,15 @@
 local threads = {}
 local counter = 0
 
+-- BENCH_DELAY_MS paces each connection: it waits that long after a response before sending
+-- the next request (the events bench offers a steady write rate this way).
+if os.getenv("BENCH_DELAY_MS") then
+  local pause = tonumber(os.getenv("BENCH_DELAY_MS"))
+  function delay()
+    return pause
+  end
+end
+
 function setup(thread)
   thread:set("index", #threads)
   table.insert(threads, thread)
