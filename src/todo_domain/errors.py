@@ -113,11 +113,12 @@ class StorageUnavailable(DomainError):
 
 class SinkUnavailable(DomainError):
     """A broker the worker publishes to failed (down, timed out, refused the batch); the batch
-    stays in the outbox and is published again later. The message names the sink; `done` holds
-    the (owner, sequence) of the events it did take before failing (what needs no retry)."""
+    stays in the outbox and is published again later. `sink` names it (its `name`); `done`
+    holds the (owner, sequence) of the events it did take before failing (no retry needed)."""
 
-    def __init__(self, message: str, done: frozenset[tuple[str, int]] = frozenset()) -> None:
-        super().__init__(message)
+    def __init__(self, sink: str, message: str, done: frozenset[tuple[str, int]] = frozenset()) -> None:
+        super().__init__(f"{sink}: {message}")
+        self.sink = sink
         self.done = done
 
 

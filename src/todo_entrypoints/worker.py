@@ -139,7 +139,7 @@ class Worker:
         try:
             events = await self._relay.relay()
         except SinkUnavailable as exc:
-            self.metrics.failures.labels(exc.args[0].split(":", 1)[0]).inc()
+            self.metrics.failures.labels(exc.sink).inc()
             raise
         if not events:
             return False

@@ -41,7 +41,7 @@ class RecordingSink:
             self.received.append(event)
             done.add(key)
         if stopped:
-            raise SinkUnavailable("recording: refused", frozenset(done))
+            raise SinkUnavailable(self.name, "refused", frozenset(done))
 
     async def close(self) -> None:
         """Nothing to close."""

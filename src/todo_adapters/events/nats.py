@@ -79,7 +79,7 @@ class JetStreamSink:
         try:
             js = await self._context()
         except Exception as exc:  # nats-py raises many kinds: all mean "not now"
-            raise SinkUnavailable(f"nats: cannot reach {self._url}: {exc!r}") from None
+            raise SinkUnavailable(self.name, f"cannot reach {self._url}: {exc!r}") from None
         acks: list[asyncio.Future[Any]] = []
         try:
             for event in events:  # written to the one connection in this order
@@ -111,7 +111,7 @@ class JetStreamSink:
                 done.add((event.owner, event.sequence))
         if failure is not None:
             await self.close()  # start again from a fresh connection
-            raise SinkUnavailable(f"nats: publish failed: {failure!r}", frozenset(done))
+            raise SinkUnavailable(self.name, f"publish failed: {failure!r}", frozenset(done))
 
     async def close(self) -> None:
         client, self._client, self._js = self._client, None, None

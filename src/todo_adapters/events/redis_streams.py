@@ -57,7 +57,7 @@ class RedisStreamSink:
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             # Which entries went in is unknown; the script makes sending them again harmless.
-            raise SinkUnavailable(f"redis: {exc!r}") from None
+            raise SinkUnavailable(self.name, repr(exc)) from None
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -1,4 +1,6 @@
-"""The outbox of a SQL store, as the events worker uses it (todo_domain.ports.EventOutbox).
+"""The outbox of a SQL store, as the events worker uses it (todo_domain.ports.EventOutbox); its
+statements are here, beside the flow that runs them (statements.py holds the task store's, and
+the write path's event insert, `record_event`).
 
 PostgreSQL, any number of workers: a claim locks some `event_buckets` rows with pending events
 (FOR UPDATE SKIP LOCKED, in random order so no bucket waits behind busy ones) and relays their
