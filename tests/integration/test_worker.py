@@ -235,6 +235,14 @@ def outbox_lag(url: str) -> float | None:
     return asyncio.run(run())
 
 
+def dead_letters(url: str) -> list[Any]:
+    async def run() -> list[Any]:
+        async with SqlStore.from_url(url) as store:
+            return list(await store.outbox.dead_letters(100))
+
+    return asyncio.run(run())
+
+
 def write(url: str, owners: list[str], count: int, *, pause: float = 0.0, **fields: Any) -> list[str]:
     """`count` creates spread over `owners`, through the use cases (the API's write path)."""
 
@@ -490,11 +498,9 @@ def test_dead_letters_are_listed_and_replayed_and_the_worker_reports_metrics_and
         with workers(env) as (worker,):
             worker.started()
 
-            def two_dead() -> str | None:
-                out = todo_api(env, "events", "dead")
-                return out if "\n2 dead letters" in out else None
-
-            listed = wait_for(two_dead, 30, "two dead letters")
+            wait_for(lambda: len(dead_letters(database)) == 2, 30, "two dead letters")
+            listed = todo_api(env, "events", "dead")
+            assert "\n2 dead letters" in listed
             assert "user=vic sequence=1" in listed
             assert "HTTP 500" in listed
 
