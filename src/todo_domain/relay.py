@@ -12,6 +12,7 @@ events (receivers order by `sequence`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,6 +36,8 @@ class RelaySettings:
     retention: timedelta = timedelta(hours=72)
     first_retry: timedelta = timedelta(seconds=1)
     longest_retry: timedelta = timedelta(hours=1)
+    webhook_concurrency: int = 16  # (owner, endpoint) chains sent at once
+    webhook_round: timedelta = timedelta(seconds=15)  # no send starts later than this in a round
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,29 +109,45 @@ class EventRelay:
         )
 
     async def deliver_webhooks(self) -> DeliveryReport:
-        """Tries the webhook deliveries due now, in (owner, sequence) order; a failure is
+        """Tries the webhook deliveries due now: each owner's to one endpoint in sequence order,
+        one after another, up to `webhook_concurrency` owners and endpoints at once. A failure is
         retried after 1 s, 2 s, 4 s … (at most an hour apart) until `webhook_retry` has passed
-        since the first try, then kept as a dead letter."""
+        since the first try, then kept as a dead letter; it does not hold back the owner's next
+        deliveries. No new send starts after `webhook_round` (slow endpoints cannot hold a round,
+        or a SIGTERM, for long): what was not tried stays due for the next round."""
         if self._webhooks is None:
             return DeliveryReport()
-        settings = self._settings
-        delivered = retried = dead = 0
+        sender, settings = self._webhooks, self._settings
+        counts = {"delivered": 0, "retried": 0, "dead": 0}
         async with self._outbox.due_deliveries(self._clock.now(), settings.batch_size) as batch:
+            chains: dict[tuple[str, str], list[Delivery]] = {}
             for delivery in batch.deliveries:
-                error = await self._webhooks.send(delivery)
-                now = self._clock.now()
-                if error is None:
-                    await batch.delivered(delivery)
-                    delivered += 1
-                elif now - delivery.first_attempt_at >= settings.webhook_retry:
-                    await batch.give_up(delivery, error)
-                    dead += 1
-                else:
-                    wait = min(settings.first_retry * 2 ** min(delivery.attempts, 20), settings.longest_retry)
-                    await batch.retry(delivery, now + wait, error)
-                    retried += 1
+                chains.setdefault((delivery.event.owner, delivery.url), []).append(delivery)
+            deadline = self._clock.now() + settings.webhook_round
+            gate = asyncio.Semaphore(settings.webhook_concurrency)
+
+            async def in_order(chain: list[Delivery]) -> None:
+                async with gate:
+                    for delivery in chain:
+                        if self._clock.now() >= deadline:
+                            return
+                        error = await sender.send(delivery)
+                        now = self._clock.now()
+                        if error is None:
+                            await batch.delivered(delivery)
+                            counts["delivered"] += 1
+                        elif now - delivery.first_attempt_at >= settings.webhook_retry:
+                            await batch.give_up(delivery, error)
+                            counts["dead"] += 1
+                        else:
+                            attempts = min(delivery.attempts, 20)
+                            wait = min(settings.first_retry * 2**attempts, settings.longest_retry)
+                            await batch.retry(delivery, now + wait, error)
+                            counts["retried"] += 1
+
+            await asyncio.gather(*(in_order(chain) for chain in chains.values()))
             await batch.commit()
-        return DeliveryReport(delivered, retried, dead)
+        return DeliveryReport(counts["delivered"], counts["retried"], counts["dead"])
 
     async def purge(self) -> int:
         """Drops events published longer than `retention` ago (with no delivery pending)."""

@@ -324,3 +324,38 @@ async def test_published_events_are_purged_after_the_retention(
     assert purged >= 1
     await drain(relay)
     assert len(sink.of(alice)) == before  # purged events are not sent again
+
+
+class SlowEndpoint(Endpoint):
+    """Each send takes `seconds` of the manual clock."""
+
+    def __init__(self, clock: ManualClock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    async def send(self, delivery: Delivery) -> str | None:
+        self.clock.advance(timedelta(seconds=self.seconds))
+        return await super().send(delivery)
+
+
+async def test_a_webhook_round_keeps_each_owners_order_and_stops_starting_sends_after_its_time(
+    uow: TaskStore, service: TaskService, sink: RecordingSink, clock: ManualClock, alice: str, bob: str
+) -> None:
+    endpoint = SlowEndpoint(clock, seconds=10)
+    settings = RelaySettings(webhook_urls=("http://hooks.test/slow",), webhook_round=timedelta(seconds=15))
+    relay = EventRelay(outbox_of(uow), [sink], webhooks=endpoint, settings=settings, clock=clock)
+    await drain(relay)
+    while (await relay.deliver_webhooks()).delivered:
+        pass  # other tests' deliveries, if the database is shared
+    endpoint.sent.clear()
+    for n in range(3):
+        await service.create(alice, NewTask(title=f"alice {n}"))
+        await service.create(bob, NewTask(title=f"bob {n}"))
+    await drain(relay)
+    first = await relay.deliver_webhooks()
+    assert first.delivered < 6  # the round ran out of time: the rest wait for the next one
+    while (await relay.deliver_webhooks()).delivered:
+        pass
+    for owner in (alice, bob):
+        sequences = [d.event.sequence for d in endpoint.sent if d.event.owner == owner]
+        assert sequences == [1, 2, 3]  # each once, in order
