@@ -385,18 +385,32 @@ def test_no_event_is_lost_while_workers_are_killed_and_the_broker_restarts(
 def test_three_workers_at_once_publish_each_event_once_and_in_order(
     database: str, names: dict[str, str]
 ) -> None:
-    env = {"DATABASE_URL": database, "EVENTS_NATS_URL": NATS_URL, **names}
+    receiver = Receiver()
+    env = {
+        "DATABASE_URL": database,
+        "EVENTS_NATS_URL": NATS_URL,
+        "WEBHOOK_URLS": receiver.url,
+        "WEBHOOK_SECRET": SECRET,
+        **names,
+    }
     owners = [f"owner-{n}" for n in range(6)]
-    with workers(env, count=3) as running:
-        for worker in running:
-            worker.started()
-        write(database, owners, 240, pause=0.002)
-        wait_for(lambda: outbox_lag(database) is None, 60, "the outbox to drain")
-        messages = asyncio.run(jetstream_messages(NATS_URL, names["EVENTS_NATS_STREAM"]))
-        assert [w.stop() for w in running] == [0, 0, 0]
+    try:
+        with workers(env, count=3) as running:
+            for worker in running:
+                worker.started()
+            write(database, owners, 240, pause=0.002)
+            wait_for(lambda: outbox_lag(database) is None, 60, "the outbox to drain")
+            wait_for(lambda: len(receiver.verified) >= 240, 60, "240 webhooks")
+            messages = asyncio.run(jetstream_messages(NATS_URL, names["EVENTS_NATS_STREAM"]))
+            assert [w.stop() for w in running] == [0, 0, 0]
+    finally:
+        receiver.close()
     assert len(messages) == 240
     assert len({mid for mid, _ in messages}) == 240
-    assert contiguous_per_owner([e for _, e in messages]) == {o: list(range(1, 41)) for o in owners}
+    in_order = {o: list(range(1, 41)) for o in owners}
+    assert contiguous_per_owner([e for _, e in messages]) == in_order
+    # webhooks too: each owner's deliveries arrive in sequence order, whichever worker sent them
+    assert contiguous_per_owner([h["envelope"] for h in receiver.verified]) == in_order
     assert all("worker stopped" in w.output() for w in running)
 
 

@@ -7,7 +7,8 @@ PostgreSQL, any number of workers: a claim locks some `event_buckets` rows with 
 earliest pending events in (bucket, owner, sequence) order, holding the locks until the batch is
 marked published: one owner's events pass through one worker at a time, in order. Reminders
 are fired by one UPDATE of the armed ones (SKIP LOCKED again), so two workers never fire the
-same one. Webhook deliveries are claimed row by row the same way.
+same one. Webhook deliveries are claimed by bucket too (transaction-level advisory locks, so
+the relay's row locks and the webhook loop do not get in each other's way).
 
 SQLite (one worker, SPEC §16): the same statements without locks; what the worker reads is read
 outside a write transaction, and written in a short one afterwards, so the API's writes do not
@@ -65,6 +66,7 @@ class _Sql:
     schedule: sa.Insert
     fire: sa.Update
     record_reminder: tuple[sa.Executable, ...]
+    webhook_buckets: sa.Select[Any]
     due: sa.Select[Any]
     delivered: sa.Delete
     retry: sa.Update
@@ -120,9 +122,10 @@ class _Sql:
             .values(reminded_for=tasks.c.remind_at)
             .returning(*READ_COLUMNS),
             record_reminder=reminder_write(dialect),
+            webhook_buckets=_webhook_buckets(),
             due=sa.select(events, *_DELIVERY_COLUMNS)
             .select_from(webhook_deliveries.join(events, _OF_EVENT))
-            .where(_D.dead.is_(False), _D.next_attempt_at <= _NOW)
+            .where(_D.dead.is_(False), _D.next_attempt_at <= _NOW, buckets)
             .order_by(_D.next_attempt_at, _D.user_id, _D.sequence)
             .limit(_LIMIT)
             .with_for_update(of=webhook_deliveries, skip_locked=True),
@@ -152,6 +155,27 @@ class _Sql:
             oldest_pending=sa.select(sa.func.min(events.c.occurred_at).label("oldest")).where(_PENDING),
             purge=events.delete().where(events.c.published_at < _NOW, ~sa.exists().where(_OF_EVENT)),
         )
+
+
+# The advisory-lock class of webhook buckets (PostgreSQL): a worker holds a bucket's webhook
+# deliveries while it sends them, so one owner's deliveries go out through one worker, in order.
+# (Not the event_buckets rows: those are the relay's, and the two loops run side by side.)
+_WEBHOOK_LOCKS = 0x7D0F
+
+
+def _webhook_buckets() -> sa.Select[Any]:
+    """Up to 16 buckets with due deliveries, in random order, each locked for this transaction
+    (pg_try_advisory_xact_lock, tried only on candidates, after the sort, until 16 are held)."""
+    due = (
+        sa.exists()
+        .where(events.c.bucket == event_buckets.c.bucket, _D.dead.is_(False), _D.next_attempt_at <= _NOW)
+        .select_from(webhook_deliveries.join(events, _OF_EVENT))
+    )
+    candidates = (
+        sa.select(event_buckets.c.bucket).where(due).order_by(sa.func.random()).subquery("candidates")
+    )
+    held = sa.func.pg_try_advisory_xact_lock(sa.literal_column(str(_WEBHOOK_LOCKS)), candidates.c.bucket)
+    return sa.select(candidates.c.bucket).where(held).limit(_BUCKETS_PER_CLAIM)
 
 
 def _delivery(row: Any) -> Delivery:
@@ -271,7 +295,8 @@ class SqlOutbox:
             yield _Due(self, None, [_delivery(r) for r in rows])
             return
         async with self._session(read_only=False) as session:
-            rows = await session.fetch(self.sql.due, params)
+            held = [r["bucket"] for r in await session.fetch(self.sql.webhook_buckets, {"now": now})]
+            rows = await session.fetch(self.sql.due, {**params, "buckets": held}) if held else []
             yield _Due(self, session, [_delivery(r) for r in rows])
 
     async def fire_reminders(
