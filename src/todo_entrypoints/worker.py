@@ -31,9 +31,6 @@ __all__ = ["Worker", "WorkerMetrics", "run_worker"]
 log = logging.getLogger("todo.worker")
 
 _REMINDER_POLL_SECONDS = 0.25
-# Woken by a commit, the relay waits this long before claiming, so that a steady stream of
-# writes goes out in batches of many events rather than one claim per write.
-_LINGER_SECONDS = 0.01
 _PURGE_EVERY_SECONDS = 600.0
 _LAG_EVERY_SECONDS = 5.0
 _MAX_BACKOFF_SECONDS = 30.0
@@ -105,7 +102,6 @@ class Worker:
         once: Callable[[], Awaitable[bool]],
         wake: Subscription | None,
         every: float,
-        linger: float = 0.0,
     ) -> None:
         """`once()` returns True when there is more to do right away."""
         backoff = 0.5
@@ -120,8 +116,6 @@ class Worker:
                 continue
             if not more:
                 await self._pause(every, wake)
-                if linger and not self._stop.is_set():
-                    await asyncio.sleep(linger)
 
     async def _pause(self, seconds: float, wake: Subscription | None) -> None:
         stopping = asyncio.ensure_future(self._stop.wait())
