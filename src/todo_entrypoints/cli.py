@@ -184,6 +184,13 @@ def _worker(_: argparse.Namespace) -> None:
     settings = _settings()
     if settings.is_memory:
         sys.exit("todo-api worker: DATABASE_URL=memory:// lives in one process; it needs the API's database")
+    if settings.webhook_secret is not None:
+        from todo_adapters.events.webhooks import check_secret
+
+        try:
+            check_secret(settings.webhook_secret.get_secret_value())
+        except ValueError as exc:
+            sys.exit(f"todo-api worker: WEBHOOK_SECRET is {exc}")
     configure_logging(settings)
     asyncio.run(run_worker(settings))
 
