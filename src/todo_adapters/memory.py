@@ -61,6 +61,7 @@ class _Store:
     deliveries: dict[tuple[str, int, str], Delivery] = field(default_factory=dict)
     reminded: dict[UUID, datetime] = field(default_factory=dict)
     relaying: asyncio.Lock = field(default_factory=asyncio.Lock)  # one claim at a time
+    keep_events: bool = True
 
 
 class _Tasks:
@@ -326,11 +327,18 @@ class _Transaction:
             owner_state = self._store.owners.setdefault(task.owner, [0, 0])
             owner_state[0] += 1
             self._store.revisions[task.id] = owner_state[0]
-            self._store.events.append(
-                RecordedEvent(
-                    event.id, task.owner, owner_state[0], event.type, task, task.updated_at, event.occurrence
+            if self._store.keep_events:
+                self._store.events.append(
+                    RecordedEvent(
+                        event.id,
+                        task.owner,
+                        owner_state[0],
+                        event.type,
+                        task,
+                        task.updated_at,
+                        event.occurrence,
+                    )
                 )
-            )
         staged.clear()
         self._tasks.events.clear()
         for slot, stored in self._keys.staged.items():
@@ -499,10 +507,12 @@ class InMemoryOutbox:
 
 class InMemoryStore:
     """A process-local task store; every `begin()` is an isolated unit of work over it.
-    `outbox` is what the events worker reads (SPEC §16)."""
+    `outbox` is what the events worker reads (SPEC §16). With `keep_events=False` the writes'
+    events are not kept (they would pile up where nothing relays them: a `memory://` server,
+    whose process no worker can share); revisions and the change feed are the same either way."""
 
-    def __init__(self) -> None:
-        self._store = _Store()
+    def __init__(self, *, keep_events: bool = True) -> None:
+        self._store = _Store(keep_events=keep_events)
         self.outbox = InMemoryOutbox(self._store)
 
     async def dispose(self) -> None:

@@ -95,7 +95,7 @@ async def _unit_of_work(settings: Settings) -> AsyncIterator[TaskStore]:
     """In memory, or SQL (asyncpg for PostgreSQL, SQLAlchemy/aiosqlite for SQLite), its schema
     brought up to date first when AUTO_MIGRATE says so; the pool is closed at shutdown."""
     if settings.is_memory:
-        yield InMemoryStore()
+        yield InMemoryStore(keep_events=False)  # no worker can share this process's memory
         return
     uow = SqlStore.from_config(settings.database)
     try:

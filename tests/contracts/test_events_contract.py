@@ -359,3 +359,14 @@ async def test_a_webhook_round_keeps_each_owners_order_and_stops_starting_sends_
     for owner in (alice, bob):
         sequences = [d.event.sequence for d in endpoint.sent if d.event.owner == owner]
         assert sequences == [1, 2, 3]  # each once, in order
+
+
+async def test_an_in_memory_store_told_not_to_keep_events_keeps_none_and_syncs_the_same() -> None:
+    store = InMemoryStore(keep_events=False)
+    service = TaskService(store)
+    task = await service.create("kim", NewTask(title="no outbox here"))
+    await service.update("kim", task.id, TaskPatch(title="still none"))
+    assert await store.outbox.lag(T0) is None
+    changes = await service.list_changes("kim")
+    assert [t.title for t in changes.changes] == ["still none"]
+    assert changes.next.revision == 2  # each write still its own revision
