@@ -19,23 +19,31 @@ from todo_domain.errors import (
     InvalidQuery,
     InvalidTask,
     PositionTaken,
+    SinkUnavailable,
     StorageUnavailable,
     TaskNotFound,
     ValidationFailed,
     VersionConflict,
 )
+from todo_domain.events import Delivery, EventType, RecordedEvent, TaskEvent
 from todo_domain.model import EDITABLE_FIELDS, UNSET, NewTask, Placement, Task, TaskPatch, Unset
 from todo_domain.ports import (
     ChangeFeed,
     ChangeSignal,
     Clock,
+    DeliveryBatch,
+    EventOutbox,
+    EventSink,
     IdempotencyKeys,
     IdGenerator,
+    OutboxBatch,
     TaskRepository,
     TaskStore,
     UnitOfWork,
+    WebhookSender,
 )
 from todo_domain.query import Cursor, Page, Sort, SortField, TagCount, TaskQuery
+from todo_domain.relay import DeliveryReport, EventRelay, RelaySettings
 from todo_domain.service import TaskService
 from todo_domain.sync import Change, ChangeLog, ChangeSet, ChangeToken, Creation
 from todo_domain.system import SystemClock, Uuid7Generator
@@ -62,7 +70,14 @@ __all__ = [
     "Command",
     "Creation",
     "Cursor",
+    "Delivery",
+    "DeliveryBatch",
+    "DeliveryReport",
     "DomainError",
+    "EventOutbox",
+    "EventRelay",
+    "EventSink",
+    "EventType",
     "FailedDependency",
     "FieldError",
     "Frequency",
@@ -74,12 +89,16 @@ __all__ = [
     "InvalidTask",
     "NewTask",
     "Op",
+    "OutboxBatch",
     "Outcome",
     "Page",
     "Placement",
     "PositionTaken",
     "Priority",
+    "RecordedEvent",
     "Recurrence",
+    "RelaySettings",
+    "SinkUnavailable",
     "Sort",
     "SortField",
     "Status",
@@ -87,6 +106,7 @@ __all__ = [
     "SystemClock",
     "TagCount",
     "Task",
+    "TaskEvent",
     "TaskNotFound",
     "TaskPatch",
     "TaskQuery",
@@ -99,5 +119,6 @@ __all__ = [
     "Uuid7Generator",
     "ValidationFailed",
     "VersionConflict",
+    "WebhookSender",
     "__version__",
 ]
