@@ -24,7 +24,7 @@ from todo_domain.errors import (
     ValidationFailed,
     VersionConflict,
 )
-from todo_domain.events import EventType, TaskEvent, classify
+from todo_domain.events import EventType, RecordedEvent, TaskEvent, classify
 from todo_domain.model import UNSET, NewTask, Placement, Task, TaskPatch, Unset, reference, task_id_of
 from todo_domain.ports import ChangeSignal, Clock, IdGenerator, TaskStore, UnitOfWork
 from todo_domain.query import Page, TagCount, TaskQuery
@@ -36,6 +36,7 @@ from todo_domain.sync import (
     ChangeSet,
     ChangeToken,
     Creation,
+    FeedPage,
     IdempotencyKey,
     Purged,
     fingerprint,
@@ -127,6 +128,15 @@ def _simple(change: Callable[[Task, datetime], None]) -> Edit:
         return ()
 
     return run
+
+
+def _room_for_reminders(page: FeedPage, since: int, limit: int) -> bool:
+    """Whether some revision after `since` that the page covers holds no task: only then can a
+    reminder (which takes a revision of its own) be among them. A stream woken by one write reads
+    that write's revision and nothing else, so it needs no second statement."""
+    top = page.entries[limit][0] if len(page.entries) > limit else page.owner_revision
+    covered = sum(1 for revision, _ in page.entries if revision <= top)
+    return covered < top - since
 
 
 class _Silence:
@@ -289,7 +299,9 @@ class TaskService:
         since = 0 if token is None else token.revision
         async with self._store.begin(read_only=True) as uow:
             page = await uow.feed.since(owner, since, limit, include_deleted=token is not None)
-            fired = await uow.feed.reminders_since(owner, since, limit) if reminders else ()
+            fired: Sequence[RecordedEvent] = ()
+            if reminders and _room_for_reminders(page, since, limit):
+                fired = await uow.feed.reminders_since(owner, since, limit)
         if token is not None:
             token.check_fresh(now, self._tombstone_retention, page.purged_revision)
             if token.revision > page.owner_revision:  # handed out by another database (a restore?)
