@@ -5,8 +5,8 @@ stream's duplicate window (2 minutes by default; this sink creates streams with 
 A batch is written to the connection in order without waiting for each ack (publish_async),
 then the acks are awaited together: the server stores one connection's messages in the order
 they arrive, so every owner's events are in the stream in sequence order. When some fail (a
-dropped connection, a restart), each owner's events up to its first failure are reported in
-`SinkUnavailable.done` and not sent again; the rest come again in the next batch, and any of
+dropped connection, a restart), the acked ones are reported in `SinkUnavailable.done` and the
+relay marks each owner's events up to its first unacked one; the rest come again, and any of
 them that did get stored is dropped then as a duplicate (its Nats-Msg-Id). Only a failure
 that hits one message and spares the next of the same owner on the same connection could put
 them out of order, and JetStream rejects messages for reasons that hold for the whole batch
@@ -98,20 +98,16 @@ class JetStreamSink:
                 ack.cancel()
             results = [a.exception() if a.done() and not a.cancelled() else exc for a in acks]
             results += [exc] * (len(events) - len(acks))
-        done: set[tuple[str, int]] = set()
-        stopped: set[str] = set()  # owners with a failure: nothing after it counts as taken
-        failure: BaseException | None = None
-        for event, result in zip(events, results, strict=True):
-            if event.owner in stopped:
-                continue
-            if isinstance(result, BaseException):
-                stopped.add(event.owner)
-                failure = failure or result
-            else:
-                done.add((event.owner, event.sequence))
+        failures = [r for r in results if isinstance(r, BaseException)]
+        failure = failures[0] if failures else None
+        done = frozenset(
+            (e.owner, e.sequence)
+            for e, r in zip(events, results, strict=True)
+            if not isinstance(r, BaseException)
+        )
         if failure is not None:
             await self.close()  # start again from a fresh connection
-            raise SinkUnavailable(self.name, f"publish failed: {failure!r}", frozenset(done))
+            raise SinkUnavailable(self.name, f"publish failed: {failure!r}", done)
 
     async def close(self) -> None:
         client, self._client, self._js = self._client, None, None
