@@ -90,6 +90,12 @@ def relay(uow: TaskStore, sink: RecordingSink, clock: ManualClock) -> EventRelay
     return EventRelay(outbox_of(uow), [sink], clock=clock)
 
 
+async def deliver_all(relay: EventRelay) -> None:
+    """Webhook rounds until one delivers nothing."""
+    while (await relay.deliver_webhooks()).delivered:
+        pass
+
+
 async def drain(relay: EventRelay) -> None:
     """Relays until the outbox is empty (a shared test database holds other tests' events)."""
     while await relay.relay():
@@ -274,6 +280,11 @@ async def test_the_stream_reads_reminders_in_order_with_the_changes(
     assert log.entries[0].remind_at == task.remind_at
     plain = await service.list_changes(alice, start.encode())
     assert [t.title for t in plain.changes] == ["ping back"]  # the sync feed has tasks only
+    after_reminder = await service.changes_after(alice, log.entries[0].token)
+    assert [c.remind_at is None for c in after_reminder.entries] == [True]  # just the write
+    one_at_a_time = await service.changes_after(alice, start, limit=1)
+    assert [c.remind_at for c in one_at_a_time.entries] == [task.remind_at]
+    assert one_at_a_time.has_more
 
 
 # -- webhooks ------------------------------------------------------------------------------------------
@@ -286,8 +297,7 @@ async def test_webhooks_are_retried_with_backoff_then_kept_as_dead_letters_and_r
     settings = RelaySettings(webhook_urls=("http://hooks.test/a",), webhook_retry=timedelta(seconds=10))
     relay = EventRelay(outbox_of(uow), [sink], webhooks=endpoint, settings=settings, clock=clock)
     await drain(relay)
-    while (await relay.deliver_webhooks()).delivered:
-        pass  # other tests' deliveries, if the database is shared
+    await deliver_all(relay)  # other tests' deliveries, if the database is shared
     endpoint.sent.clear()
     await service.create(alice, NewTask(title="hooked"))
     await drain(relay)
@@ -345,8 +355,7 @@ async def test_a_webhook_round_keeps_each_owners_order_and_stops_starting_sends_
     settings = RelaySettings(webhook_urls=("http://hooks.test/slow",), webhook_round=timedelta(seconds=15))
     relay = EventRelay(outbox_of(uow), [sink], webhooks=endpoint, settings=settings, clock=clock)
     await drain(relay)
-    while (await relay.deliver_webhooks()).delivered:
-        pass  # other tests' deliveries, if the database is shared
+    await deliver_all(relay)  # other tests' deliveries, if the database is shared
     endpoint.sent.clear()
     for n in range(3):
         await service.create(alice, NewTask(title=f"alice {n}"))
@@ -354,8 +363,7 @@ async def test_a_webhook_round_keeps_each_owners_order_and_stops_starting_sends_
     await drain(relay)
     first = await relay.deliver_webhooks()
     assert first.delivered < 6  # the round ran out of time: the rest wait for the next one
-    while (await relay.deliver_webhooks()).delivered:
-        pass
+    await deliver_all(relay)
     for owner in (alice, bob):
         sequences = [d.event.sequence for d in endpoint.sent if d.event.owner == owner]
         assert sequences == [1, 2, 3]  # each once, in order

@@ -196,6 +196,18 @@ async def jetstream_messages(url: str, stream: str) -> list[tuple[str, dict[str,
         await client.close()
 
 
+async def stream_setup(url: str, stream: str) -> tuple[list[str], float, str]:
+    """The stream's subjects, its duplicate window (seconds) and its first message's subject."""
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        info = await js.stream_info(stream)
+        first = await js.get_msg(stream, info.state.first_seq)
+        return list(info.config.subjects or []), float(info.config.duplicate_window or 0), first.subject or ""
+    finally:
+        await client.close()
+
+
 async def delete_stream(url: str, stream: str) -> None:
     client = await nats.connect(url)
     try:
@@ -331,6 +343,10 @@ def test_one_worker_delivers_every_event_to_jetstream_redis_and_a_signed_webhook
         "datacontenttype": "application/json",
     }
     assert first["data"]["task"]["id"] == first["subject"]
+    prefix = names["EVENTS_NATS_SUBJECT_PREFIX"]
+    subjects, window, subject = asyncio.run(stream_setup(NATS_URL, names["EVENTS_NATS_STREAM"]))
+    assert (subjects, subject) == ([f"{prefix}.>"], f"{prefix}.task.created")  # made by the worker
+    assert window >= 120  # SPEC §16: one copy per id for at least two minutes
     assert first["data"]["task"]["created_at"].endswith("Z")
     assert contiguous_per_owner(envelopes) == {"ann": list(range(1, 11)), "ben": list(range(1, 11))}
     in_redis = [json.loads(event) for event in redis_events(names["EVENTS_REDIS_STREAM"])]
