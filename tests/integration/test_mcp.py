@@ -296,10 +296,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @asynccontextmanager
-async def http_client(base: str, user: str) -> AsyncIterator[Client]:
+async def http_client(base: str, user: str, versions: list[str] | None = None) -> AsyncIterator[Client]:
+    """The SDK's Streamable HTTP client; `versions` collects the protocol version of each POST."""
     headers = {"Authorization": f"Bearer {_token(user)}"}
+
+    async def seen(request: httpx2.Request) -> None:
+        if versions is not None:
+            versions.append(request.headers.get("mcp-protocol-version", ""))
+
     async with (
-        httpx2.AsyncClient(headers=headers) as http,
+        httpx2.AsyncClient(headers=headers, event_hooks={"request": [seen]}) as http,
         Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client,
     ):
         yield client
@@ -323,7 +329,8 @@ def test_no_token_is_401_with_the_resource_metadata(server: str) -> None:
 
 
 async def test_the_sdk_client_over_streamable_http(server: str) -> None:
-    async with http_client(server, "carol") as client:
+    versions: list[str] = []
+    async with http_client(server, "carol", versions) as client:
         assert {t.name for t in (await client.list_tools()).tools} == TOOLS
         task_id = ok(await client.call_tool("add_task", {"title": "over http", "idempotency_key": "k-1"}))[
             "task_id"
@@ -337,6 +344,30 @@ async def test_the_sdk_client_over_streamable_http(server: str) -> None:
     async with httpx.AsyncClient() as http:
         rest = await http.get(f"{server}/api/tasks", headers={"Authorization": f"Bearer {_token('carol')}"})
     assert [t["id"] for t in rest.json()] == [task_id]  # one store, one use case layer
+    # The current SDK speaks the per-request envelope of 2026-07-28 (no initialize, no session).
+    assert set(versions) == {"2026-07-28"}
+
+
+@pytest.mark.parametrize("era", ["2026-07-28", "2025-06-18"])
+def test_one_self_contained_post_calls_a_tool_in_either_protocol_era(server: str, era: str) -> None:
+    """What the benchmark sends: a `tools/call` with no session, as each era spells it."""
+    headers = {"Authorization": f"Bearer {_token('hank')}", "Accept": "application/json, text/event-stream"}
+    params: dict[str, Any] = {"name": "add_task", "arguments": {"title": f"one post, {era}"}}
+    headers["Mcp-Protocol-Version"] = era
+    if era == "2026-07-28":
+        headers |= {"Mcp-Method": "tools/call", "Mcp-Name": "add_task"}
+        params["_meta"] = {
+            "io.modelcontextprotocol/protocolVersion": era,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}
+    answer = httpx.post(f"{server}/mcp", json=call, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    assert "mcp-session-id" not in answer.headers
+    result = answer.json()["result"]
+    assert result["isError"] is False
+    assert result["structuredContent"]["task"]["title"] == f"one post, {era}"
 
 
 def test_browser_clients_pass_cors(server: str) -> None:
@@ -346,13 +377,13 @@ def test_browser_clients_pass_cors(server: str) -> None:
             "Origin": "http://localhost:3000",
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "authorization, content-type, "
-            "mcp-protocol-version, mcp-session-id",
+            "mcp-protocol-version, mcp-session-id, mcp-method, mcp-name",
         },
     )
     assert preflight.status_code == 200
     allowed = preflight.headers["access-control-allow-headers"].lower()
-    assert "mcp-protocol-version" in allowed
-    assert "mcp-session-id" in allowed
+    for header in ("mcp-protocol-version", "mcp-session-id", "mcp-method", "mcp-name"):
+        assert header in allowed
     answer = httpx.post(
         f"{server}/mcp",
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},

@@ -52,8 +52,12 @@ ALLOWED_HEADERS = [
     "If-None-Match",
     "Idempotency-Key",
     "X-Request-ID",
+    # MCP: the handshake era's session header, and the 2026-07-28 routing headers that mirror
+    # each request's method and tool name (the tools declare no `Mcp-Param-*` headers).
     "Mcp-Protocol-Version",
     "Mcp-Session-Id",
+    "Mcp-Method",
+    "Mcp-Name",
     "Last-Event-ID",
 ]
 # A list request allocates tens of thousands of short-lived objects; at the default gen-0
@@ -114,6 +118,8 @@ def create_app(container: Container | None = None, settings: Settings | None = N
             (registered first, so it does not pay for matching the task routes)."""
             return {"hello": "world"}
 
+    # `/mcp` before the task routes: an MCP call would otherwise first try every one of them.
+    mcp = mount_mcp(app, settings, lambda: deps.resolve_adapters(app)) if settings.mcp_enabled else None
     # The stream's routes first: `/api/tasks/stream` must not be read as a task id.
     app.include_router(stream.router)
     # Every task route names RateLimitedOwnerDep, which authenticates and applies the limits.
@@ -129,7 +135,6 @@ def create_app(container: Container | None = None, settings: Settings | None = N
             dependencies=[Depends(deps.require_path_owner)],
         )
     app.include_router(operations.router)
-    mcp = mount_mcp(app, settings, lambda: deps.resolve_adapters(app)) if settings.mcp_enabled else None
     if settings.serves_docs:
         _install_docs(app)
     if settings.environment is Environment.DEVELOPMENT:
