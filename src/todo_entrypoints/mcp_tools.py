@@ -200,7 +200,12 @@ Recurrence = Annotated[
 ExpectedVersion = Annotated[
     int | None, Field(ge=1, description="the task's `version` you last saw; a newer one is version_conflict")
 ]
-Clearable = Literal["description", "due_date", "remind_at", "recurrence", "tags"]
+TimeZone = Annotated[
+    str | None,
+    Field(description="IANA name such as Europe/Paris: a recurring task keeps its local time there"),
+]
+ParentId = Annotated[str | None, Field(description="make it a subtask of this task id (≤ 5 levels deep)")]
+Clearable = Literal["description", "due_date", "remind_at", "recurrence", "tags", "time_zone", "parent_id"]
 
 READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
@@ -327,13 +332,8 @@ class TaskTools(MCPServer[Any]):
         remind_at: Moment = None,
         tags: Tags = None,
         recurrence: Recurrence = None,
-        time_zone: Annotated[
-            str | None,
-            Field(description="IANA name such as Europe/Paris: a recurring task keeps its local time there"),
-        ] = None,
-        parent_id: Annotated[
-            str | None, Field(description="make it a subtask of this task id (≤ 5 levels deep)")
-        ] = None,
+        time_zone: TimeZone = None,
+        parent_id: ParentId = None,
         idempotency_key: Annotated[
             str | None,
             Field(description="1–255 visible ASCII characters; calling again with it returns the same task"),
@@ -436,6 +436,13 @@ class TaskTools(MCPServer[Any]):
         remind_at: Moment = None,
         tags: Annotated[list[str] | None, Field(description="replaces the tags (up to 20)")] = None,
         recurrence: Recurrence = None,
+        time_zone: TimeZone = None,
+        parent_id: Annotated[
+            str | None,
+            Field(
+                description="move it under this task id, after its last subtask; clear it for the top level"
+            ),
+        ] = None,
         clear: Annotated[
             list[Clearable] | None, Field(description='fields to empty (null), e.g. ["due_date"]')
         ] = None,
@@ -452,6 +459,8 @@ class TaskTools(MCPServer[Any]):
             remind_at=remind_at,
             tags=tags,
             recurrence=recurrence,
+            time_zone=time_zone,
+            parent_id=parent_id,
         )
 
         async def work(adapters: Adapters, owner: str) -> Mapping[str, Any]:

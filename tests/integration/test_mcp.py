@@ -168,6 +168,26 @@ async def test_add_task_takes_a_parent_and_a_time_zone(container: Container) -> 
     assert {e["field"] for e in refused(bad_zone, "validation_error")["errors"]} == {"time_zone"}
 
 
+async def test_update_task_moves_a_task_and_sets_its_time_zone(container: Container) -> None:
+    async with tools_for("alice", container) as client:
+        parent = ok(await client.call_tool("add_task", {"title": "trip"}))["task_id"]
+        task_id = ok(await client.call_tool("add_task", {"title": "pack"}))["task_id"]
+        moved = ok(
+            await client.call_tool(
+                "update_task", {"task_id": task_id, "parent_id": parent, "time_zone": "Asia/Tokyo"}
+            )
+        )
+        back = ok(
+            await client.call_tool("update_task", {"task_id": task_id, "clear": ["parent_id", "time_zone"]})
+        )
+        under = ok(await client.call_tool("update_task", {"task_id": parent, "parent_id": task_id}))
+        cycle = await client.call_tool("update_task", {"task_id": task_id, "parent_id": parent})
+    assert (moved["task"]["parent_id"], moved["task"]["time_zone"]) == (parent, "Asia/Tokyo")
+    assert (back["task"]["parent_id"], back["task"]["time_zone"]) == (None, None)
+    assert under["task"]["parent_id"] == task_id  # the other way round now
+    assert {e["field"] for e in refused(cycle, "validation_error")["errors"]} == {"parent_id"}
+
+
 async def test_pages_follow_next_cursor(container: Container) -> None:
     async with tools_for("alice", container) as client:
         for i in range(3):
