@@ -24,6 +24,7 @@ from todo_domain.errors import (
     TaskNotFound,
     ValidationFailed,
     VersionConflict,
+    WriteConflict,
 )
 from todo_domain.events import Delivery, EventType, RecordedEvent, TaskEvent
 from todo_domain.model import EDITABLE_FIELDS, UNSET, NewTask, Placement, Task, TaskPatch, Unset
@@ -120,5 +121,6 @@ __all__ = [
     "ValidationFailed",
     "VersionConflict",
     "WebhookSender",
+    "WriteConflict",
     "__version__",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "TaskNotFound",
     "ValidationFailed",
     "VersionConflict",
+    "WriteConflict",
 ]
 
 
@@ -109,6 +110,13 @@ class ChangeTokenExpired(DomainError):
 
 class StorageUnavailable(DomainError):
     """The store is unreachable, exhausted or timed out; the message never holds secrets."""
+
+
+class WriteConflict(StorageUnavailable):
+    """The store aborted a unit of work to break a deadlock with a concurrent one (PostgreSQL
+    40P01; 40001, a serialization failure, likewise): nothing of it was written. The use cases
+    do it again; callers see it (as StorageUnavailable, "retry shortly") only when that keeps
+    failing."""
 
 
 class SinkUnavailable(DomainError):

@@ -23,6 +23,7 @@ from todo_domain.errors import (
     TaskNotFound,
     ValidationFailed,
     VersionConflict,
+    WriteConflict,
 )
 from todo_domain.events import EventType, RecordedEvent, TaskEvent, classify
 from todo_domain.model import UNSET, NewTask, Placement, Task, TaskPatch, Unset, reference, task_id_of
@@ -51,6 +52,9 @@ __all__ = ["TaskService"]
 # position we computed, we retry from what it committed; N writers into one gap need up to N
 # turns.
 _RACE_ATTEMPTS = 64
+# A unit of work the database aborted to break a deadlock is done again this many times in all
+# (each deadlock costs PostgreSQL's deadlock_timeout, 1 s by default, to detect).
+_DEADLOCK_ATTEMPTS = 3
 
 Edit = Callable[[UnitOfWork, Task, datetime], Awaitable[Sequence[Task]]]
 """Changes the task (locked, in the unit of work) and returns the other tasks it changed."""
@@ -223,7 +227,7 @@ class TaskService:
         """One unit of work around `step`, committed (and signalled: see ChangeSignal); started
         again when it lost a race to a concurrent writer (a version, a sibling position, an
         idempotency key in flight once)."""
-        in_flight = 0
+        in_flight = deadlocked = 0
         for attempt in range(1, _RACE_ATTEMPTS + 1):
             try:
                 async with self._store.begin() as uow:
@@ -236,6 +240,10 @@ class TaskService:
             except IdempotencyKeyInFlight:
                 in_flight += 1
                 if in_flight > 1:
+                    raise
+            except WriteConflict:
+                deadlocked += 1
+                if deadlocked == _DEADLOCK_ATTEMPTS or attempt == _RACE_ATTEMPTS:
                     raise
             except (_LostRace, PositionTaken) as lost:
                 if attempt == _RACE_ATTEMPTS:
@@ -427,7 +435,7 @@ class TaskService:
                         results, after = await self._creates_in(uow, owner, run, temps)
                         await uow.commit()
                     self._signal.changed(owner)
-                except (_LostRace, PositionTaken, IdempotencyKeyInFlight):
+                except (_LostRace, PositionTaken, IdempotencyKeyInFlight, WriteConflict):
                     pass  # done again below, one by one
                 else:
                     temps = after
@@ -471,7 +479,7 @@ class TaskService:
                 raise BatchFailed(start, command.refused)
             try:
                 result = await self._command_in(uow, owner=owner, command=command, temps=temps)
-            except (_LostRace, PositionTaken, IdempotencyKeyInFlight):
+            except (_LostRace, PositionTaken, IdempotencyKeyInFlight, WriteConflict):
                 raise  # the whole batch starts again
             except DomainError as exc:
                 raise BatchFailed(start, exc) from None

@@ -12,7 +12,7 @@ import pytest
 from todo_adapters.sql import DatabaseConfig, SqlStore
 from todo_adapters.sql import backends as backends_module
 from todo_adapters.sql.unit_of_work import SqlTransaction
-from todo_domain import NewTask, StorageUnavailable, TaskPatch, TaskService
+from todo_domain import NewTask, StorageUnavailable, TaskPatch, TaskService, WriteConflict
 from todo_domain.testing import task_event
 
 
@@ -155,3 +155,52 @@ async def test_a_misuse_of_a_live_connection_is_a_bug_not_unavailability(postgre
             assert await _raw(tx).fetchval("SELECT 1") == 1
     finally:
         await uow.dispose()
+
+
+async def test_a_deadlock_between_two_writers_is_a_write_conflict(postgres_url: str) -> None:
+    """An atomic batch holds the owner's row (its first write bumped the revision) and then wants
+    a task that a single write has locked while that one waits for the owner's row: PostgreSQL
+    aborts one of the two (40P01). The loser gets WriteConflict, which the use cases do again
+    (a StorageUnavailable, so never a 500); the winner commits."""
+    store = SqlStore.from_url(postgres_url)
+    service = TaskService(store)
+    owner = "deadlock"
+    a = await service.create(owner, NewTask(title="a"))
+    b = await service.create(owner, NewTask(title="b"))
+    batch_holds_owner, single_holds_b = asyncio.Event(), asyncio.Event()
+
+    async def write(tx: SqlTransaction, task_id: Any, title: str) -> None:
+        task = await tx.tasks.get(owner, task_id, for_update=True)
+        assert task is not None
+        version = task.version
+        task.update(TaskPatch(title=title), task.updated_at)
+        await tx.tasks.save(task, expected_version=version, event=task_event())
+
+    async def batch() -> None:
+        async with store.begin() as tx:
+            await write(tx, a.id, "a by the batch")
+            batch_holds_owner.set()
+            await single_holds_b.wait()
+            await write(tx, b.id, "b by the batch")
+            await tx.commit()
+
+    async def single() -> None:
+        await batch_holds_owner.wait()
+        async with store.begin() as tx:
+            task = await tx.tasks.get(owner, b.id, for_update=True)
+            assert task is not None
+            single_holds_b.set()
+            version = task.version
+            task.update(TaskPatch(title="b alone"), task.updated_at)
+            await tx.tasks.save(task, expected_version=version, event=task_event())
+            await tx.commit()
+
+    try:
+        outcomes = await asyncio.wait_for(asyncio.gather(batch(), single(), return_exceptions=True), 30)
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(failed) == 1, outcomes
+        assert isinstance(failed[0], WriteConflict), repr(failed[0])
+        titles = {(await service.get(owner, a.id)).title, (await service.get(owner, b.id)).title}
+        assert titles in ({"a by the batch", "b by the batch"}, {"a", "b alone"})
+    finally:
+        await store.dispose()

@@ -37,7 +37,7 @@ from todo_adapters.sql.engine import (
     driver_arguments,
     normalise_url,
 )
-from todo_domain.errors import StorageUnavailable
+from todo_domain.errors import StorageUnavailable, WriteConflict
 
 if TYPE_CHECKING:
     import asyncpg
@@ -107,30 +107,41 @@ def _missing_table(error: object) -> bool:
     return type(error).__name__ == "OperationalError" and str(error).startswith("no such table")
 
 
+# The transaction was aborted to let a concurrent one through: a deadlock, a serialization
+# failure. Nothing was written; the use case does the unit of work again.
+_CONFLICT_SQLSTATES = ("40P01", "40001")
+
+
 def _unavailable_sqlstate(sqlstate: object) -> bool:
     return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
 
 @asynccontextmanager
 async def storage_errors() -> AsyncIterator[None]:
-    """Driver trouble of either driver, directly or through SQLAlchemy, as StorageUnavailable."""
+    """Driver trouble of either driver, directly or through SQLAlchemy, as StorageUnavailable
+    (WriteConflict when the database aborted the transaction for a concurrent one)."""
     try:
         yield
     except sa.exc.TimeoutError:
         raise StorageUnavailable("the database connection pool is exhausted") from None
     except sa.exc.DBAPIError as exc:
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
         if _missing_table(exc.orig):
             raise StorageUnavailable(SCHEMA_MISSING) from exc
+        if sqlstate in _CONFLICT_SQLSTATES:
+            raise WriteConflict("a concurrent write got in the way; retry") from exc
         if (
             exc.connection_invalidated
             or isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
-            or _unavailable_sqlstate(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None))
+            or _unavailable_sqlstate(sqlstate)
         ):
             raise StorageUnavailable("the database is unavailable") from exc
         raise
     except asyncpg.PostgresError as exc:
         if _missing_table(exc):
             raise StorageUnavailable(SCHEMA_MISSING) from exc
+        if exc.sqlstate in _CONFLICT_SQLSTATES:
+            raise WriteConflict("a concurrent write got in the way; retry") from exc
         if _unavailable_sqlstate(exc.sqlstate):
             raise StorageUnavailable("the database is unavailable") from exc
         raise
