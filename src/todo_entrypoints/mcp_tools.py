@@ -249,7 +249,7 @@ class TaskTools(MCPServer[Any]):
             log_level="WARNING",
         )
         self._adapters = adapters
-        for tool, hints in (
+        tools = (
             (self.add_task, WRITE),
             (self.list_tasks, READ),
             (self.get_task, READ),
@@ -258,13 +258,19 @@ class TaskTools(MCPServer[Any]):
             (self.reopen_task, IDEMPOTENT_WRITE),
             (self.delete_task, DESTRUCTIVE),
             (self.list_tags, READ),
-        ):
+        )
+        for tool, hints in tools:
             self.add_tool(tool, annotations=hints, structured_output=True)
+        self._tool_names = tuple(tool.__name__ for tool, _ in tools)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        """Arguments that break the input schema answer like every other refusal."""
+        """Arguments that break the input schema, and a tool that does not exist, answer like
+        every other refusal (the SDK's own answer to the latter has no structured error)."""
+        if name not in self._tool_names:
+            message = f"there is no tool {name!r}; the tools are {', '.join(self._tool_names)}"
+            return _error_result(_Refused("not_found", message))
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:

@@ -188,6 +188,12 @@ async def test_update_task_moves_a_task_and_sets_its_time_zone(container: Contai
     assert {e["field"] for e in refused(cycle, "validation_error")["errors"]} == {"parent_id"}
 
 
+async def test_an_unknown_tool_is_a_structured_not_found(container: Container) -> None:
+    async with tools_for("alice", container) as client:
+        error = refused(await client.call_tool("add_tasks", {"title": "x"}), "not_found")
+    assert "add_task" in error["message"]
+
+
 async def test_pages_follow_next_cursor(container: Container) -> None:
     async with tools_for("alice", container) as client:
         for i in range(3):
