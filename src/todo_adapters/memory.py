@@ -62,6 +62,28 @@ class _Store:
     reminded: dict[UUID, datetime] = field(default_factory=dict)
     relaying: asyncio.Lock = field(default_factory=asyncio.Lock)  # one claim at a time
     keep_events: bool = True
+    # Indexes of `tasks`, as the SQL stores' are: each owner's tasks, and the live children of
+    # each (owner, parent) by position (unique there, as a unique index makes it). A write then
+    # costs its own siblings, not every task of every owner.
+    by_owner: dict[str, dict[UUID, Task]] = field(default_factory=dict)
+    children: dict[tuple[str, UUID | None], dict[str, UUID]] = field(default_factory=dict)
+
+    def put(self, task: Task) -> None:
+        """Commits one task, indexes included."""
+        old = self.tasks.get(task.id)
+        if old is not None and not old.deleted:
+            slot = self.children[(old.owner, old.parent_id)]
+            if slot.get(old.position) == old.id:  # a sibling committed first may own it now
+                del slot[old.position]
+        self.tasks[task.id] = task
+        self.by_owner.setdefault(task.owner, {})[task.id] = task
+        if not task.deleted:
+            self.children.setdefault((task.owner, task.parent_id), {})[task.position] = task.id
+
+    def drop(self, task: Task) -> None:
+        """Forgets a tombstone (never in `children`)."""
+        del self.tasks[task.id]
+        del self.by_owner[task.owner][task.id]
 
 
 class _Tasks:
@@ -118,9 +140,25 @@ class _Tasks:
         self.events.append((_copy(task), event))
 
     def _visible(self, owner: str) -> list[Task]:
-        merged = {k: v for k, v in self._committed.items() if v.owner == owner}
+        merged = dict(self._store.by_owner.get(owner, {}))
         merged.update({k: t for k, (t, _) in self.staged.items() if t.owner == owner})
         return list(merged.values())
+
+    def _places(self, owner: str, parent_id: UUID | None) -> dict[str, UUID]:
+        """Position → id of the live children of `parent_id` (None: the top level) as this
+        transaction sees them (read only: it may be the index itself)."""
+        slot = self._store.children.get((owner, parent_id), {})
+        if not self.staged:
+            return slot
+        places = {position: i for position, i in slot.items() if i not in self.staged}
+        places.update(
+            {
+                t.position: t.id
+                for t, _ in self.staged.values()
+                if t.owner == owner and _is_child(t, parent_id)
+            }
+        )
+        return places
 
     async def find(self, owner: str, query: TaskQuery, now: datetime) -> Page:
         await _round_trip()
@@ -157,7 +195,7 @@ class _Tasks:
         for task in old:
             owner_state = store.owners[task.owner]
             owner_state[1] = max(owner_state[1], store.revisions.pop(task.id))
-            del store.tasks[task.id]
+            store.drop(task)
             store.row_locks.pop(task.id, None)
         return len(old)
 
@@ -178,14 +216,15 @@ class _Tasks:
 
     async def descendants(self, owner: str, task_id: UUID) -> list[tuple[int, Task]]:
         await _round_trip()
-        children: dict[UUID, list[Task]] = {}
-        for task in self._visible(owner):
-            if not task.deleted and task.parent_id is not None:
-                children.setdefault(task.parent_id, []).append(task)
         found: list[tuple[int, Task]] = []
         level, depth = [task_id], 1
         while level and depth <= 2 * MAX_DEPTH:
-            below = [child for parent in level for child in children.get(parent, ())]
+            below = [
+                task
+                for parent in level
+                for _, child in sorted(self._places(owner, parent).items())
+                if (task := self._current(child)) is not None
+            ]
             found += [(depth, child) for child in below]
             level, depth = [child.id for child in below], depth + 1
         for _, task in found:
@@ -194,14 +233,11 @@ class _Tasks:
 
     async def siblings(self, owner: str, parent_id: UUID | None) -> list[Sibling]:
         await _round_trip()
-        return sorted(
-            (Sibling(t.id, t.position) for t in self._visible(owner) if _is_child(t, parent_id)),
-            key=lambda s: (s.position, s.id),
-        )
+        return [Sibling(i, position) for position, i in sorted(self._places(owner, parent_id).items())]
 
     async def last_position(self, owner: str, parent_id: UUID | None) -> str | None:
         await _round_trip()
-        return max((t.position for t in self._visible(owner) if _is_child(t, parent_id)), default=None)
+        return max(self._places(owner, parent_id), default=None)
 
     def release(self) -> None:
         """Ends the row locks this transaction holds."""
@@ -223,8 +259,8 @@ class _Feed:
         revisions = self._store.revisions
         rows = sorted(
             (revisions[t.id], _copy(t))
-            for t in self._store.tasks.values()
-            if t.owner == owner and revisions[t.id] > revision and (include_deleted or not t.deleted)
+            for t in self._store.by_owner.get(owner, {}).values()
+            if revisions[t.id] > revision and (include_deleted or not t.deleted)
         )
         current, purged = self._store.owners.get(owner, [0, 0])
         return FeedPage(tuple(rows[: limit + 1]), current, purged)
@@ -321,8 +357,8 @@ class _Transaction:
             if base is not None and (current is None or current.version != base):
                 raise VersionConflict(base, 0 if current is None else current.version)
         self._check_positions()
-        for task_id, (task, _) in staged.items():
-            self._committed[task_id] = task
+        for task, _ in staged.values():
+            self._store.put(task)
         for task, event in self._tasks.events:  # each write its own revision, as on SQL
             owner_state = self._store.owners.setdefault(task.owner, [0, 0])
             owner_state[0] += 1
@@ -346,20 +382,19 @@ class _Transaction:
         self.release()
 
     def _check_positions(self) -> None:
-        """As the SQL stores' unique index: no two live siblings share a position."""
+        """As the SQL stores' unique index: no two live siblings share a position. A staged
+        task's place may be held by another staged one, or by a committed sibling this
+        transaction does not move."""
         staged = self._tasks.staged
-        touched = {(t.owner, t.parent_id) for t, _ in staged.values() if not t.deleted}
-        if not touched:
-            return
         seen: set[tuple[str, UUID | None, str]] = set()
-        merged = {**self._committed, **{k: t for k, (t, _) in staged.items()}}
-        for task in merged.values():
-            if task.deleted or (task.owner, task.parent_id) not in touched:
+        for task_id, (task, _) in staged.items():
+            if task.deleted:
                 continue
-            slot = (task.owner, task.parent_id, task.position)
-            if slot in seen:
+            place = (task.owner, task.parent_id, task.position)
+            occupant = self._store.children.get(place[:2], {}).get(task.position)
+            if place in seen or (occupant not in (None, task_id) and occupant not in staged):
                 raise PositionTaken()
-            seen.add(slot)
+            seen.add(place)
 
 
 class _Claim:
