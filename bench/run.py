@@ -817,11 +817,13 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"| {name} | {value:,.2f} |" for name, value in report["events"].items()]
     for key, run in runs.items():
         lines.append(
-            f"\n{key.replace('_', ' ')}: peak RSS {run['peak_rss_mb']:.0f} MB per process; RSS "
+            f"\n{key.replace('_', ' ')}: peak RSS {run['peak_rss_mb']:.0f} MB per process "
+            f"({run['peak_rss_serving_requests_mb']:.0f} MB before the stream and event rows); RSS "
             f"{run['rss_after_warm_up_mb']:.0f} MB after warm-up, {run['rss_at_end_mb']:.0f} MB after "
             f"{run['requests_after_warm_up']:,} requests"
             + (
-                f", {run['rss_after_soak_mb']:.0f} MB after {run['soak_requests']:,} more."
+                f"; {run['rss_before_soak_mb']:.0f} MB before {run['soak_requests']:,} more, "
+                f"{run['rss_after_soak_mb']:.0f} MB after."
                 if run.get("soak_requests")
                 else "."
             )
@@ -879,7 +881,9 @@ async def main() -> None:
                 results = await scenarios(
                     port, made, args.seconds, args.rounds, workers == 1 and not args.quick, args.only
                 )
-                end_rss = rss_mb(process, "VmRSS")
+                # §10's memory row is about serving requests: its peak is read before the
+                # stream rows (2,000 open streams) and the event rows add theirs.
+                end_rss, requests_peak = rss_mb(process, "VmRSS"), rss_mb(process)
                 served = sum(r.requests for r in results)
                 if workers == 1 and (not args.only or "batch" in args.only):
                     report["batches"] = await batches(port)
@@ -887,12 +891,18 @@ async def main() -> None:
                     report["streams"] = await streams(url, port, process)
                 if workers == 1 and (not args.only or "events" in args.only):
                     report["events"] = await events(url, port)
+                pre_soak_rss = rss_mb(process, "VmRSS")
                 soaked = await soak(port, made) if workers == 1 and not args.quick else 0
                 rss, soak_rss = rss_mb(process), rss_mb(process, "VmRSS")
                 print(
-                    f"peak RSS per process: {rss:.0f} MB; RSS after warm-up {warm_rss:.0f} MB, "
-                    f"after {served:,} more requests {end_rss:.0f} MB"
-                    + (f", after {soaked:,} more {soak_rss:.0f} MB" if soaked else ""),
+                    f"peak RSS per process: {rss:.0f} MB ({requests_peak:.0f} MB before the stream and "
+                    f"event rows); RSS after warm-up {warm_rss:.0f} MB, after {served:,} more requests "
+                    f"{end_rss:.0f} MB"
+                    + (
+                        f"; {pre_soak_rss:.0f} MB before {soaked:,} more, {soak_rss:.0f} MB after"
+                        if soaked
+                        else ""
+                    ),
                     flush=True,
                 )
             finally:
@@ -901,6 +911,8 @@ async def main() -> None:
             report["runs"][f"{workers}_worker"] = {
                 "results": [asdict(r) for r in results],
                 "peak_rss_mb": rss,
+                "peak_rss_serving_requests_mb": requests_peak,
+                "rss_before_soak_mb": pre_soak_rss,
                 "rss_after_warm_up_mb": warm_rss,
                 "rss_at_end_mb": end_rss,
                 "requests_after_warm_up": served,
