@@ -9,6 +9,7 @@ DomainError
 ├── VersionConflict         expected version differs from the current one
 ├── ChangeTokenExpired      a change-feed token is older than the tombstone retention
 ├── StorageUnavailable      the store cannot be reached now; retrying later may work
+│   └── WriteConflict       the store aborted a write for a concurrent one (a deadlock); redone
 └── SinkUnavailable         an events sink (broker) refused or did not answer; the worker retries
 """
 
