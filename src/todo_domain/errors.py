@@ -7,6 +7,8 @@ DomainError
 │   ├── InvalidQuery        a list query (filter, sort, cursor, page) is malformed
 │   └── IdempotencyKeyReused  the key was already used with a different request
 ├── VersionConflict         expected version differs from the current one
+├── IdempotencyKeyInFlight  a request with the same key is still running; the use case replays it
+├── PositionTaken           a concurrent move took the sibling position; the use case retries
 ├── ChangeTokenExpired      a change-feed token is older than the tombstone retention
 ├── StorageUnavailable      the store cannot be reached now; retrying later may work
 │   └── WriteConflict       the store aborted a write for a concurrent one (a deadlock); redone
