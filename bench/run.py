@@ -818,7 +818,7 @@ def markdown(report: dict[str, Any]) -> str:
     for key, run in runs.items():
         lines.append(
             f"\n{key.replace('_', ' ')}: peak RSS {run['peak_rss_mb']:.0f} MB per process "
-            f"({run['peak_rss_serving_requests_mb']:.0f} MB before the stream and event rows); RSS "
+            f"({run['peak_rss_serving_requests_mb']:.0f} MB before the import, stream and event rows); RSS "
             f"{run['rss_after_warm_up_mb']:.0f} MB after warm-up, {run['rss_at_end_mb']:.0f} MB after "
             f"{run['requests_after_warm_up']:,} requests"
             + (
@@ -882,7 +882,7 @@ async def main() -> None:
                     port, made, args.seconds, args.rounds, workers == 1 and not args.quick, args.only
                 )
                 # §10's memory row is about serving requests: its peak is read before the
-                # stream rows (2,000 open streams) and the event rows add theirs.
+                # import, stream (2,000 open streams) and event rows add theirs.
                 end_rss, requests_peak = rss_mb(process, "VmRSS"), rss_mb(process)
                 served = sum(r.requests for r in results)
                 if workers == 1 and (not args.only or "batch" in args.only):
@@ -895,9 +895,9 @@ async def main() -> None:
                 soaked = await soak(port, made) if workers == 1 and not args.quick else 0
                 rss, soak_rss = rss_mb(process), rss_mb(process, "VmRSS")
                 print(
-                    f"peak RSS per process: {rss:.0f} MB ({requests_peak:.0f} MB before the stream and "
-                    f"event rows); RSS after warm-up {warm_rss:.0f} MB, after {served:,} more requests "
-                    f"{end_rss:.0f} MB"
+                    f"peak RSS per process: {rss:.0f} MB ({requests_peak:.0f} MB before the import, "
+                    f"stream and event rows); RSS after warm-up {warm_rss:.0f} MB, "
+                    f"after {served:,} more requests {end_rss:.0f} MB"
                     + (
                         f"; {pre_soak_rss:.0f} MB before {soaked:,} more, {soak_rss:.0f} MB after"
                         if soaked

@@ -20,6 +20,7 @@ from todo_domain.errors import (
     InvalidQuery,
     InvalidTask,
     PositionTaken,
+    StorageUnavailable,
     TaskNotFound,
     ValidationFailed,
     VersionConflict,
@@ -516,6 +517,8 @@ class TaskService:
                     task = await self._new_in_run(uow, owner, command, after, chains, lasts)
                     fresh.append((task, self._event(EventType.TASK_CREATED)))
                     remembered.append((key, wanted, task))
+            except StorageUnavailable:
+                raise  # the unit of work is lost, not this command: the caller decides
             except DomainError as exc:
                 if command.temp_id is not None:
                     after.failed.add(command.temp_id)

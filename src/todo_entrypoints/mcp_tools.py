@@ -200,7 +200,7 @@ Recurrence = Annotated[
 ExpectedVersion = Annotated[
     int | None, Field(ge=1, description="the task's `version` you last saw; a newer one is version_conflict")
 ]
-TimeZone = Annotated[
+ZoneName = Annotated[
     str | None,
     Field(description="IANA name such as Europe/Paris: a recurring task keeps its local time there"),
 ]
@@ -338,7 +338,7 @@ class TaskTools(MCPServer[Any]):
         remind_at: Moment = None,
         tags: Tags = None,
         recurrence: Recurrence = None,
-        time_zone: TimeZone = None,
+        time_zone: ZoneName = None,
         parent_id: ParentId = None,
         idempotency_key: Annotated[
             str | None,
@@ -442,7 +442,7 @@ class TaskTools(MCPServer[Any]):
         remind_at: Moment = None,
         tags: Annotated[list[str] | None, Field(description="replaces the tags (up to 20)")] = None,
         recurrence: Recurrence = None,
-        time_zone: TimeZone = None,
+        time_zone: ZoneName = None,
         parent_id: Annotated[
             str | None,
             Field(

@@ -3,7 +3,7 @@ again by the use cases, a few times, then reported as StorageUnavailable ("retry
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,12 +15,13 @@ from todo_domain.batch import Command, Op
 
 
 class AbortingStore:
-    """An in-memory store whose next `aborts` saves, after `passing` more, fail as a deadlocked
-    statement would (the unit of work is then rolled back)."""
+    """An in-memory store whose repository call `method` fails as a deadlocked statement would
+    (the unit of work is then rolled back): `aborts` times, after `passing` calls that work."""
 
-    def __init__(self) -> None:
+    def __init__(self, method: str = "save") -> None:
         self.inner = InMemoryStore()
-        self.passing = self.aborts = self.saves = 0
+        self.method = method
+        self.passing = self.aborts = self.calls = 0
 
     @asynccontextmanager
     async def begin(self, *, read_only: bool = False) -> AsyncIterator[Any]:
@@ -37,18 +38,22 @@ class _Aborting:
     def tasks(self) -> Any:
         return self
 
-    async def save(self, *args: Any, **kwargs: Any) -> None:
+    def __getattr__(self, name: str) -> Any:
+        call: Callable[..., Awaitable[Any]] = getattr(self._tx.tasks, name)
         store = self._store
-        store.saves += 1
-        if store.passing > 0:
-            store.passing -= 1
-        elif store.aborts > 0:
-            store.aborts -= 1
-            raise WriteConflict("deadlock detected")
-        await self._tx.tasks.save(*args, **kwargs)
+        if name != store.method:
+            return call
 
-    def __getattr__(self, name: str) -> Any:  # every other repository call as it is
-        return getattr(self._tx.tasks, name)
+        async def aborting(*args: Any, **kwargs: Any) -> Any:
+            store.calls += 1
+            if store.passing > 0:
+                store.passing -= 1
+            elif store.aborts > 0:
+                store.aborts -= 1
+                raise WriteConflict("deadlock detected")
+            return await call(*args, **kwargs)
+
+        return aborting
 
 
 async def test_a_write_aborted_for_a_deadlock_is_done_again() -> None:
@@ -57,7 +62,7 @@ async def test_a_write_aborted_for_a_deadlock_is_done_again() -> None:
     task = await service.create("alice", NewTask(title="v1"))
     store.aborts = 2
     updated = await service.update("alice", task.id, TaskPatch(title="v2"))
-    assert store.saves == 3
+    assert store.calls == 3
     assert updated.version == 2
     assert (await service.get("alice", task.id)).title == "v2"
 
@@ -67,15 +72,27 @@ async def test_an_atomic_batch_aborted_for_a_deadlock_is_done_again_whole() -> N
     service = TaskService(store)  # type: ignore[arg-type]
     a = await service.create("alice", NewTask(title="a"))
     b = await service.create("alice", NewTask(title="b"))
-    store.passing, store.aborts, store.saves = 1, 1, 0  # the second save, after the first was written
+    store.passing, store.aborts, store.calls = 1, 1, 0  # the second save, after the first was written
     commands = [
         Command("c1", Op.UPDATE, task_id=str(a.id), draft=TaskPatch(title="a2")),
         Command("c2", Op.UPDATE, task_id=str(b.id), draft=TaskPatch(title="b2")),
     ]
     await service.run_batch("alice", commands, atomic=True)
-    assert store.saves == 4  # both, aborted at the second; both again
+    assert store.calls == 4  # both, aborted at the second; both again
     assert {(await service.get("alice", t.id)).version for t in (a, b)} == {2}
     assert [(await service.get("alice", t.id)).title for t in (a, b)] == ["a2", "b2"]
+
+
+async def test_a_run_of_creates_aborted_while_it_reads_is_not_one_commands_failure() -> None:
+    """The unit of work is lost, not the command that happened to be reading: the run is done
+    again command by command, and every create lands."""
+    store = AbortingStore("last_position")
+    service = TaskService(store)  # type: ignore[arg-type]
+    store.aborts = 1
+    commands = [Command(f"c{n}", Op.CREATE, draft=NewTask(title=f"t{n}")) for n in range(3)]
+    result = await service.run_batch("alice", commands)
+    assert [o.error for o in result.outcomes] == [None, None, None]
+    assert (await service.list("alice")).total == 3
 
 
 async def test_a_write_that_keeps_deadlocking_is_storage_unavailable() -> None:
@@ -85,5 +102,5 @@ async def test_a_write_that_keeps_deadlocking_is_storage_unavailable() -> None:
     store.aborts = 100
     with pytest.raises(StorageUnavailable):
         await service.update("alice", task.id, TaskPatch(title="never"))
-    assert store.saves == 3
+    assert store.calls == 3
     assert (await service.get("alice", task.id)).title == "v1"
