@@ -9,6 +9,7 @@ accepts a provider a test `override()`s with a plain object.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -45,7 +46,7 @@ from todo_domain.relay import EventRelay, RelaySettings
 from todo_entrypoints.dev_secret import load_or_create_secret, signing_secret
 from todo_entrypoints.settings import Environment, Settings
 
-__all__ = ["Adapters", "Container", "HealthCheck", "provide", "shut_down"]
+__all__ = ["LARGE_PAGES_AT_ONCE", "Adapters", "Container", "HealthCheck", "provide", "shut_down"]
 
 T = TypeVar("T")
 
@@ -76,6 +77,16 @@ class Adapters:
     """Stream tickets (None: no secret to sign them with is configured)."""
     open_streams: SharedOpenLimit | None
     """STREAM_MAX_PER_USER across instances (with REDIS_URL; None: per instance only)."""
+    large_pages: asyncio.Semaphore
+    """Held while a page of more than 100 tasks is read and written out (http/routes.py)."""
+
+
+LARGE_PAGES_AT_ONCE = 4
+"""How many pages of more than 100 tasks (list or change feed) a process builds at once; the
+others wait their turn, first come first served. A page of 1,000 holds ≈ 2 MB of rows, tasks
+and JSON while it is built, and 32 clients listing 1,000 tasks at once grew a worker by 35 MB
+(SPEC §10: ≤ 150 MB per worker); with 4 at a time it grows by ≈ 3 MB. Throughput does not
+change: building a page is CPU work of this one process (README, Performance)."""
 
 
 async def provide(provider: providers.Provider[T]) -> T:
@@ -384,4 +395,5 @@ class Container(containers.DeclarativeContainer):
         changes=change_hub,
         tickets=providers.Singleton(_stream_tickets, settings),
         open_streams=providers.Resource(_open_streams, settings),
+        large_pages=providers.Singleton(asyncio.Semaphore, LARGE_PAGES_AT_ONCE),
     )

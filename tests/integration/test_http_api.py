@@ -4,6 +4,7 @@ representative subset marked `both_stores` also on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from todo_domain import NewTask, StorageUnavailable, TaskService
-from todo_entrypoints.container import Container, provide
+from todo_entrypoints.container import LARGE_PAGES_AT_ONCE, Container, provide
 
 from .http_support import app_for, auth, make_settings, serve
 
@@ -457,6 +458,45 @@ async def test_503_with_retry_after_when_the_database_is_down() -> None:
         response = await c.post("/api/tasks", json={"title": "x"}, headers=A)
     assert_problem(response, 503, "service_unavailable")
     assert int(response.headers["retry-after"]) >= 1
+
+
+async def test_pages_of_more_than_100_tasks_are_built_a_few_at_a_time() -> None:
+    """Memory stays bounded under many concurrent large pages (Adapters.large_pages); pages of
+    the default size are not held back, and every answer is still whole."""
+    inside, most = 0, 0
+
+    class Counting(TaskService):
+        async def _counted(self, call: Any) -> Any:
+            nonlocal inside, most
+            inside += 1
+            most = max(most, inside)
+            try:
+                await asyncio.sleep(0.02)
+                return await call
+            finally:
+                inside -= 1
+
+        async def list(self, owner: str, query: Any = None) -> Any:
+            return await self._counted(super().list(owner, query))
+
+        async def list_changes(self, owner: str, since: str | None = None, limit: int = 100) -> Any:
+            return await self._counted(super().list_changes(owner, since, limit))
+
+    container = Container(settings=make_settings())
+    container.service.override(Counting(await provide(container.unit_of_work)))
+    async with serve(app_for_container(container)) as c:
+        for i in range(3):
+            assert (await c.post("/api/tasks", json={"title": f"t{i}"}, headers=A)).status_code == 201
+        for path, tasks_key in (("/api/tasks?limit=1000", None), ("/api/tasks/changes?limit=101", "changes")):
+            most = 0
+            answers = await asyncio.gather(*(c.get(path, headers=A) for _ in range(12)))
+            bodies = [r.json() if tasks_key is None else r.json()[tasks_key] for r in answers]
+            assert [len(b) for b in bodies] == [3] * 12
+            assert most == LARGE_PAGES_AT_ONCE, path
+        most = 0
+        small = await asyncio.gather(*(c.get("/api/tasks?limit=100", headers=A) for _ in range(12)))
+        assert [len(r.json()) for r in small] == [3] * 12
+        assert most == 12
 
 
 def app_for_container(container: Container) -> Any:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -10,9 +11,10 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from todo_domain import Task, TaskNotFound, TaskQuery, TaskService
+from todo_entrypoints.container import Adapters
 from todo_entrypoints.http.bodies import JsonOnly
 from todo_entrypoints.http.conditional import etag, expected_version, matches
-from todo_entrypoints.http.deps import RateLimitedOwnerDep, ServiceDep
+from todo_entrypoints.http.deps import AdaptersDep, RateLimitedOwnerDep, ServiceDep
 from todo_entrypoints.http.listing import list_query, paging_headers
 from todo_entrypoints.http.openapi import ERRORS, merge_patch_too
 from todo_entrypoints.http.schemas import (
@@ -68,6 +70,14 @@ def _task_response(task: Task, status: int = 200, headers: dict[str, str] | None
     return JSONBytes(dump_json(task_to_wire(task)), status, headers={"ETag": etag(task), **(headers or {})})
 
 
+# A page longer than the default one is built under Adapters.large_pages (a few at a time).
+_LARGE_PAGE = 100
+
+
+def _page_slot(adapters: Adapters, limit: int) -> AbstractAsyncContextManager[Any]:
+    return adapters.large_pages if limit > _LARGE_PAGE else nullcontext()
+
+
 _LIST_HEADERS = {
     "X-Total-Count": {"description": "all matching tasks", "schema": {"type": "integer"}},
     "Link": {"description": '<…>; rel="next" when there is a next page', "schema": {"type": "string"}},
@@ -89,13 +99,14 @@ def list_router(shape: ListShape) -> APIRouter:
     async def list_tasks(
         request: Request,
         owner: RateLimitedOwnerDep,
-        service: ServiceDep,
+        adapters: AdaptersDep,
         query: Annotated[TaskQuery, Depends(list_query)],
     ) -> Response:
-        page = await service.list(owner, query)
-        items = [task_to_wire(t) for t in page.items]
-        body = items if items_key is None else {items_key: items, total_key: page.total}
-        return JSONBytes(dump_json(body), headers=paging_headers(request, query, page))
+        async with _page_slot(adapters, query.limit):
+            page = await adapters.service.list(owner, query)
+            items = [task_to_wire(t) for t in page.items]
+            body = dump_json(items if items_key is None else {items_key: items, total_key: page.total})
+        return JSONBytes(body, headers=paging_headers(request, query, page))
 
     listing = APIRouter(responses=router.responses)
     listing.add_api_route(
@@ -157,11 +168,13 @@ async def create_task(
 )
 async def list_changes(
     owner: RateLimitedOwnerDep,
-    service: ServiceDep,
+    adapters: AdaptersDep,
     since: Annotated[str | None, Query(max_length=200, description="`next` of the previous call")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
-    return JSONBytes(dump_json(changes_to_wire(await service.list_changes(owner, since, limit))))
+    async with _page_slot(adapters, limit):
+        body = dump_json(changes_to_wire(await adapters.service.list_changes(owner, since, limit)))
+    return JSONBytes(body)
 
 
 @router.get(
