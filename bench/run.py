@@ -43,7 +43,9 @@ from todo_domain.sync import ChangeToken
 ROOT = Path(__file__).resolve().parent
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SECRET = "bench-secret-" + "x" * 40
-TODO_API = Path(sys.executable).parent / "todo-api"
+# The server and worker under test: `make bench` runs them from a production install
+# (BENCH_TODO_API); by default the todo-api beside this interpreter.
+TODO_API = Path(os.environ.get("BENCH_TODO_API") or Path(sys.executable).parent / "todo-api").resolve()
 
 
 # -- a minimal HTTP/1.1 keep-alive client --------------------------------------------------------
@@ -772,7 +774,8 @@ def markdown(report: dict[str, Any]) -> str:
     two = {(r["name"], r["concurrency"]): r for r in runs.get("2_worker", {}).get("results", [])}
     bare = one.get(("bare endpoint", 32), {}).get("throughput") or float("nan")
     lines = [
-        f"Measured {report['date'][:10]} ({report['machine']}; load generator: {report['load_generator']}).",
+        f"Measured {report['date'][:10]} ({report['machine']}; load generator: {report['load_generator']}; "
+        f"server: {report.get('server', 'todo-api')}).",
         "",
         "| operation | c=1 req/s | c=1 p50 / p95 / p99 ms | c=32 req/s | c=32 p50 / p95 / p99 ms "
         "| % of bare (c=32) | 2 workers c=32 req/s |",
@@ -869,6 +872,7 @@ async def main() -> None:
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "load_generator": "wrk" if WRK else "python asyncio client",
+            "server": os.path.relpath(TODO_API, ROOT.parent),
             "runs": {},
         }
         for workers in args.workers:
