@@ -8,12 +8,27 @@
 local threads = {}
 local counter = 0
 
--- BENCH_DELAY_MS paces each connection: it waits that long after a response before sending
--- the next request (the events bench offers a steady write rate this way).
-if os.getenv("BENCH_DELAY_MS") then
-  local pause = tonumber(os.getenv("BENCH_DELAY_MS"))
+-- BENCH_INTERVAL_MS paces each connection by a schedule: one request every that many
+-- milliseconds, from a random phase (so the connections do not send in step), whatever the
+-- latency: after a late answer it sends at once until it is back on schedule, so a stall of the
+-- server does not lower the rate offered. The events bench offers a steady write rate this way.
+if os.getenv("BENCH_INTERVAL_MS") then
+  local ffi = require("ffi")
+  ffi.cdef [[
+    typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+    int clock_gettime(int clock_id, bench_timespec *now);
+  ]]
+  local clock = ffi.new("bench_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(1, clock) -- CLOCK_MONOTONIC
+    return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+  end
+  local interval = tonumber(os.getenv("BENCH_INTERVAL_MS"))
+  local due = nil
   function delay()
-    return pause
+    local now = now_ms()
+    due = (due or now + math.random() * interval) + interval
+    return math.max(0, math.floor(due - now))
   end
 end
 
