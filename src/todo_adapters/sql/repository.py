@@ -104,9 +104,9 @@ class SqlTaskRepository:
         return task
 
     async def save(self, task: Task, *, expected_version: int, event: TaskEvent) -> None:
+        """Compare-and-set on `version`, with the owner's revision bump in the same write."""
         if task.parent_id is not None:  # it may have just become somebody's child
             self._childless.discard(task.parent_id)
-        """Compare-and-set on `version`, with the owner's revision bump in the same write."""
         if task.id in self._loaded_status:
             before = self._loaded_status[task.id]
         else:  # saved without being read here: ask the row (the UPDATE below locks it anyway)
@@ -246,34 +246,30 @@ class SqlIdempotencyKeys:
         """Like `remember` for each (key, fingerprint, task), in one executemany."""
         if not entries:
             return
-        params = [
-            {
-                "owner": owner,
-                "k_key": key,
-                "k_fingerprint": fingerprint,
-                "k_snapshot": snapshot(task),
-                "k_created_at": task.created_at,
-            }
-            for key, fingerprint, task in entries
-        ]
         try:
-            await self._db.execute_many(self._sql.remember_key, params)
+            await self._db.execute_many(
+                self._sql.remember_key, [_key_row(owner, *entry) for entry in entries]
+            )
         except DuplicateKey:
             raise IdempotencyKeyInFlight() from None
 
     async def remember(self, owner: str, key: str, fingerprint: str, task: Task) -> None:
-        params = {
-            "owner": owner,
-            "k_key": key,
-            "k_fingerprint": fingerprint,
-            "k_snapshot": snapshot(task),
-            "k_created_at": task.created_at,
-        }
         try:
             # On PostgreSQL this waits for a concurrent transaction holding the same key.
-            await self._db.execute(self._sql.remember_key, params)
+            await self._db.execute(self._sql.remember_key, _key_row(owner, key, fingerprint, task))
         except DuplicateKey:
             raise IdempotencyKeyInFlight() from None
 
     async def purge(self, before: datetime) -> int:
         return await self._db.execute(self._sql.purge_keys, {"keys_before": before})
+
+
+def _key_row(owner: str, key: str, fingerprint: str, task: Task) -> dict[str, Any]:
+    """The parameters of statements.remember_key: the key and the answer it replays."""
+    return {
+        "owner": owner,
+        "k_key": key,
+        "k_fingerprint": fingerprint,
+        "k_snapshot": snapshot(task),
+        "k_created_at": task.created_at,
+    }
