@@ -46,6 +46,7 @@ SECRET = "bench-secret-" + "x" * 40
 # The server and worker under test: `make bench` runs them from a production install
 # (BENCH_TODO_API); by default the todo-api beside this interpreter.
 TODO_API = Path(os.environ.get("BENCH_TODO_API") or Path(sys.executable).parent / "todo-api").resolve()
+SERVER_SHOWN = os.path.relpath(TODO_API, ROOT.parent)  # what the report says it ran
 
 
 # -- a minimal HTTP/1.1 keep-alive client --------------------------------------------------------
@@ -874,7 +875,7 @@ async def main() -> None:
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "load_generator": "wrk" if WRK else "python asyncio client",
-            "server": os.path.relpath(TODO_API, ROOT.parent),
+            "server": SERVER_SHOWN,
             "runs": {},
         }
         for workers in args.workers:
