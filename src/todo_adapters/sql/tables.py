@@ -102,6 +102,8 @@ _live_index("ix_tasks_priority", tasks.c.user_id, tasks.c.priority, tasks.c.id)
 _live_index("ix_tasks_title", tasks.c.user_id, tasks.c.title_key, tasks.c.id)
 # Children of a parent by position (lists with ?parent_id=, a move's neighbours, the last child).
 _live_index("ix_tasks_siblings", tasks.c.user_id, tasks.c.parent_id, tasks.c.position)
+# Manual order of the whole list (`sort=position` without `parent_id`; migration 0008).
+_live_index("ix_tasks_position", tasks.c.user_id, tasks.c.position, tasks.c.id)
 # Indexes only their migrations make, with SQL the metadata cannot say once for both databases:
 # - due date descending with NULLs last cannot be read from ix_tasks_due backwards (that gives
 #   NULLs first); PostgreSQL gets its own index (migration 0003). SQLite cannot declare NULLS
