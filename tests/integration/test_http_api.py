@@ -471,7 +471,7 @@ async def test_pages_of_more_than_100_tasks_are_built_a_few_at_a_time() -> None:
             inside += 1
             most = max(most, inside)
             try:
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.2)  # long enough for all twelve to be let in, even on a slow box
                 return await call
             finally:
                 inside -= 1
