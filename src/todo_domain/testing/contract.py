@@ -225,6 +225,14 @@ async def subtasks_keep_their_order_and_follow_their_parent(store: TaskStore) ->
     await tasks.move(owner, children[2].id, after=None)  # first among its siblings
     listed = await tasks.list(owner, TaskQuery(parent_id=parent.id, sort=Sort(SortField.POSITION, False)))
     _require([t.title for t in listed.items] == ["c2", "c0", "c1"], "sibling order is wrong")
+    # The whole list in manual order, across parents: by position, ties (siblings of different
+    # parents may share one) by id; descending is the exact reverse.
+    everyone = [await tasks.get(owner, t.id) for t in (parent, *children)]
+    expected = [t.id for t in sorted(everyone, key=lambda t: (t.position, t.id))]
+    for descending in (False, True):
+        flat = await tasks.list(owner, TaskQuery(sort=Sort(SortField.POSITION, descending)))
+        wanted = expected[::-1] if descending else expected
+        _require([t.id for t in flat.items] == wanted, "the whole list in manual order is wrong")
     await tasks.delete(owner, parent.id)
     for child in children:
         await _expect(TaskNotFound, tasks.get(owner, child.id), "a subtask of a deleted task")
